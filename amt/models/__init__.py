@@ -1,0 +1,1 @@
+"""Transcription models: plain ``nn.Module``s mapping spectra to note logits."""
