@@ -1,0 +1,58 @@
+# amt — every target that needs the virtual environment creates it first.
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+SF2     := /usr/share/sounds/sf2/FluidR3_GM.sf2
+PRESET  ?= mini
+ARGS    ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install system-deps data train test test-fast lint bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+install: $(STAMP)  ## create .venv/ and install amt (editable) with dev tools, plus FluidSynth where apt-get works
+
+# torch 2.13.0 goes in first, from the local CPU wheel, and stays pinned by constraints.txt,
+# so that nothing later lets pip pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml constraints.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@$(MAKE) --no-print-directory system-deps
+	touch $(STAMP)
+
+system-deps:  ## FluidSynth and the General MIDI soundfont (Debian: fluidsynth, fluid-soundfont-gm)
+	@if command -v fluidsynth >/dev/null && [ -f $(SF2) ]; then \
+		echo "FluidSynth and $(SF2) present"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1 || apt-get update -qq; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fluidsynth fluid-soundfont-gm >/dev/null; \
+	else \
+		echo "amt: FluidSynth or the soundfont is missing; install them (Debian/Ubuntu: sudo apt-get install fluidsynth fluid-soundfont-gm," \
+		     "macOS: brew install fluid-synth) or amt falls back to its built-in harmonic synthesiser"; \
+	fi
+
+data: $(STAMP)  ## build the offline default corpus (PRESET=mini|tiny) in data/synth-$(PRESET)
+	$(PY) -m amt.cli data synth --preset $(PRESET) --out data/synth-$(PRESET)
+
+train: $(STAMP)  ## train the default model on the offline default corpus (ARGS="model=... trainer.max_epochs=...")
+	$(PY) train.py $(ARGS)
+
+test: $(STAMP)  ## the whole test suite, slow end-to-end tests included (what CI runs)
+	$(PY) -m pytest -m "slow or not slow" $(ARGS)
+
+test-fast: $(STAMP)  ## the fast tests only
+	$(PY) -m pytest $(ARGS)
+
+lint: $(STAMP)  ## ruff
+	$(VENV)/bin/ruff check amt tests train.py sweep.py
+	$(VENV)/bin/ruff format --check amt tests train.py sweep.py
+
+bench: $(STAMP)  ## training and inference throughput (numbers, not assertions)
+	$(PY) -m amt.bench $(ARGS)
+
+clean:  ## remove caches and run outputs (keeps .venv/ and data/)
+	rm -rf outputs multirun .pytest_cache .ruff_cache
