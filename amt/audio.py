@@ -82,12 +82,12 @@ def sequential_centres(n_samples: int, hop: int = WINDOW_SIZE, size: int = WINDO
 def cut_windows(samples: np.ndarray, centres: np.ndarray, size: int = WINDOW_SIZE) -> np.ndarray:
     """Windows of ``size`` samples around each centre, ``[len(centres), size]`` float32.
 
-    A window covers ``[centre - size//2, centre + size//2)``; parts outside the recording are zeros.
+    A window covers ``[centre - size//2, centre + size//2)``; parts outside the recording are zeros
+    (centres may lie up to half a window outside it, as the last sequential window's does).
     """
     centres = np.asarray(centres, dtype=np.int64)
-    half = size // 2
-    padded = np.pad(samples.astype(np.float32, copy=False), (half, half))
-    index = centres[:, None] + np.arange(size, dtype=np.int64)[None, :]
+    padded = np.pad(samples.astype(np.float32, copy=False), (size, size))
+    index = (centres - size // 2 + size)[:, None] + np.arange(size, dtype=np.int64)[None, :]
     return padded[index]
 
 

@@ -118,3 +118,10 @@ def test_spectrum_peak_lands_on_the_tone_bin():
     bin_hz = SAMPLE_RATE / WINDOW_SIZE
     window = tone(SAMPLE_RATE, WINDOW_SIZE / SAMPLE_RATE, frequency=40 * bin_hz)[None, :WINDOW_SIZE]
     assert np.argmax(spectra(window.astype(np.float32), 512)[0]) == 40
+
+
+def test_last_sequential_window_past_the_end_is_zero_padded():
+    samples = np.ones(2 * WINDOW_SIZE + 100, dtype=np.float32)
+    centres = sequential_centres(len(samples))
+    windows = cut_windows(samples, centres)
+    assert centres[-1] > len(samples) and windows[-1, :100].sum() == 100 and windows[-1, 100:].sum() == 0

@@ -1,0 +1,1 @@
+"""Data sources on the one data path: recordings (MusicNet layout) → windows → spectra."""

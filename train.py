@@ -1,0 +1,118 @@
+"""Train one model: ``python train.py model=cnn_multi`` (see conf/train.yaml for every option).
+
+Composes data, model, optimiser, schedule, trainer, loggers and callbacks from conf/, fits,
+tests the best checkpoint, and leaves in the run directory: ``checkpoints/`` (best by val/ap and
+last), ``metrics.json``, ``curves.png``, a CSV log and (by default) an offline W&B run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import hydra
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import WandbLogger
+from omegaconf import DictConfig, OmegaConf
+
+from amt.callbacks import TrainingCurves
+from amt.config import check_group_choices
+from amt.errors import AmtError
+from amt.module import TranscriptionModule
+
+log = logging.getLogger("amt.train")
+REPORTED = ("train/ap", "val/ap", "test/ap", "train/loss", "val/loss", "test/loss")
+
+
+def build(cfg: DictConfig) -> tuple[L.LightningDataModule, TranscriptionModule, L.Trainer]:
+    """Instantiate everything a run needs from its composed config, checking that the parts fit."""
+    datamodule = instantiate(cfg.data.datamodule)
+    model = instantiate(cfg.model)
+    if datamodule.bins != model.bins:
+        raise AmtError(f"data.bins={datamodule.bins} does not match the model, which takes {model.bins} bins")
+    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    module = TranscriptionModule(model=model, optimizer=instantiate(cfg.optimizer), scheduler=scheduler)
+    loggers = [instantiate(node) for node in (cfg.get("logger") or {}).values()]
+    callbacks = [instantiate(node) for node in (cfg.get("callbacks") or {}).values()]
+    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    return datamodule, module, trainer
+
+
+def config_name(cfg: DictConfig) -> str:
+    """The experiment (or model) this run was composed from, for tables and dashboards."""
+    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    return choices.get("experiment") or choices.get("model") or cfg.model._target_.rsplit(".", 1)[-1]
+
+
+def final_metrics(trainer: L.Trainer, module: TranscriptionModule, test_results: dict, seconds: float) -> dict:
+    curves = next((c for c in trainer.callbacks if isinstance(c, TrainingCurves)), None)
+    last = curves.history[-1] if curves and curves.history else {}
+    checkpoint = trainer.checkpoint_callback
+    metrics = {name: last[name] for name in REPORTED if name in last}
+    metrics.update({name: float(value) for name, value in test_results.items() if name in REPORTED})
+    if checkpoint is not None and checkpoint.best_model_score is not None:
+        metrics["best/val_ap"] = float(checkpoint.best_model_score)
+        metrics["best_checkpoint"] = checkpoint.best_model_path
+    metrics.update(
+        epochs=trainer.current_epoch,
+        wall_time_s=round(seconds, 1),
+        parameters=sum(p.numel() for p in module.model.parameters()),
+    )
+    return metrics
+
+
+def train(cfg: DictConfig) -> dict:
+    """Fit and test one configuration; returns (and writes) its metrics. Shared with sweep.py."""
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule, module, trainer = build(cfg)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    test_results = {}
+    if cfg.test:
+        ckpt = "best" if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path else None
+        test_results = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)[0]
+    metrics = {"config": config_name(cfg), **final_metrics(trainer, module, test_results, time.perf_counter() - start)}
+    run_dir = Path(cfg.paths.run_dir)
+    if trainer.is_global_zero:
+        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.experiment.summary.update(metrics)
+                logger.experiment.finish()
+        log.info("metrics: %s", json.dumps(metrics))
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> dict:
+    torch.set_float32_matmul_precision("high")
+    try:
+        return train(cfg)
+    except InstantiationException as error:
+        if not isinstance(error.__cause__, AmtError):
+            raise
+        fail(error.__cause__)
+    except AmtError as error:
+        fail(error)
+
+
+def fail(error: AmtError) -> None:
+    print(f"amt: error: {error}", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+    try:
+        check_group_choices(sys.argv[1:])
+    except AmtError as error:
+        fail(error)
+    main()
