@@ -31,7 +31,9 @@ class TrainingCurves(L.Callback):
     def _record(self, trainer: L.Trainer, epoch: int) -> None:
         if epoch < 0 or any(row["epoch"] == epoch for row in self.history):
             return
-        metrics = {name: float(trainer.callback_metrics[name]) for name in CURVE_METRICS if name in trainer.callback_metrics}
+        metrics = {
+            name: float(trainer.callback_metrics[name]) for name in CURVE_METRICS if name in trainer.callback_metrics
+        }
         if metrics:
             self.history.append({"epoch": epoch, **metrics})
 
@@ -54,7 +56,7 @@ def plot_curves(history: list[dict[str, float]], path: Path) -> None:
     """Loss and AP against epoch, train and validation, side by side."""
     epochs = [row["epoch"] + 1 for row in history]
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for axis, quantity in zip(axes, ("loss", "ap")):
+    for axis, quantity in zip(axes, ("loss", "ap"), strict=True):
         for split, style in (("train", "-o"), ("val", "-s")):
             values = [row.get(f"{split}/{quantity}", math.nan) for row in history]
             axis.plot(epochs, values, style, markersize=3, label=split)

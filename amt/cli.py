@@ -97,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.set_defaults(run=_data_synth)
 
     musicnet = data.add_parser("musicnet", help="mini-MusicNet-format windows from a MusicNet copy")
-    musicnet.add_argument("--musicnet", required=True, type=Path, help="MusicNet root (train_data/, train_labels/, ...)")
+    musicnet.add_argument(
+        "--musicnet", required=True, type=Path, help="MusicNet root (train_data/, train_labels/, ...)"
+    )
     musicnet.add_argument("--out", required=True, type=Path)
     musicnet.set_defaults(run=_data_musicnet)
 

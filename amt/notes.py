@@ -78,7 +78,7 @@ class MusicNetLabels:
     @classmethod
     def from_rows(cls, rows: list[tuple]) -> MusicNetLabels:
         """Build from ``(start, end, instrument, note, start_beat, end_beat, note_value)`` tuples."""
-        columns = list(zip(*rows)) if rows else [()] * len(MUSICNET_COLUMNS)
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(MUSICNET_COLUMNS)
         return cls(
             start=np.asarray(columns[0], dtype=np.int64),
             end=np.asarray(columns[1], dtype=np.int64),

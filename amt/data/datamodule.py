@@ -61,7 +61,10 @@ def cached_spectra(windows_dir: Path, split: str, bins: int) -> np.ndarray:
     windows, _ = load_split(windows_dir, split)
     log.info("computing %d-bin spectra of %d %s windows", bins, len(windows), split)
     values = spectra(windows, bins)
-    for target, write in ((path, lambda f: np.save(f, values)), (key_path, lambda f: f.write(json.dumps(key).encode()))):
+    for target, write in (
+        (path, lambda f: np.save(f, values)),
+        (key_path, lambda f: f.write(json.dumps(key).encode())),
+    ):
         fd, tmp = tempfile.mkstemp(dir=windows_dir, prefix=f".{target.name}.")
         try:
             with os.fdopen(fd, "wb") as handle:
