@@ -92,8 +92,8 @@ def train(cfg: DictConfig) -> dict:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> dict:
+def run(cfg: DictConfig) -> dict:
+    """:func:`train`, with a user error reported as one line and exit status 2."""
     torch.set_float32_matmul_precision("high")
     try:
         return train(cfg)
@@ -103,6 +103,11 @@ def main(cfg: DictConfig) -> dict:
         fail(error.__cause__)
     except AmtError as error:
         fail(error)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> dict:
+    return run(cfg)
 
 
 def fail(error: AmtError) -> None:

@@ -1,0 +1,447 @@
+"""The offline default corpus: real scores, arranged, performed and rendered into MusicNet layout.
+
+MusicNet is 50 GB and cannot be fetched everywhere, so amt builds a MusicNet-like corpus itself
+from music21's bundled scores: Bach chorales, Palestrina masses, Monteverdi madrigals, string
+quartets by Beethoven, Haydn, Mozart and Schumann, and piano pieces by Mozart, C. P. E. Bach,
+Clara Schumann, Chopin, Joplin and Schoenberg. Each recording is an excerpt of a piece, arranged
+for a MusicNet ensemble and performed with human variation (:mod:`amt.data.perform`), then rendered
+with FluidSynth or the harmonic fallback (:mod:`amt.data.render`).
+
+This module decides *what* is built: the presets (``tiny`` for tests, ``mini`` the size of
+mini-MusicNet), which pieces go to which split (by piece: no piece is in two splits), and the build
+itself, in a process pool with a progress bar. A build is deterministic for a seed: each recording
+draws from its own generator seeded by ``(seed, id)`` and FluidSynth starts fresh per recording, so
+the worker count and scheduling do not matter. ``ROOT/corpus.json``, written when every recording
+is on disk, records the build's parameters and one entry per recording; the corpus is rebuilt only
+when the parameters change. The windows (:mod:`amt.data.musicnet`) follow in ``ROOT/windows``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+import multiprocessing
+import os
+import shutil
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from rich.progress import Progress
+
+from amt.audio import SAMPLE_RATE, save_wav
+from amt.data.musicnet import find_recordings, windows_complete, write_windows
+from amt.data.perform import (
+    ENSEMBLES,
+    LEAD_IN_S,
+    PERFORMED_STRETCH,
+    TAIL_S,
+    Performance,
+    Score,
+    arrange,
+    choose_ensemble,
+    corpus_folder,
+    cut_excerpt,
+    load_score,
+    perform,
+    start_bar,
+)
+from amt.data.render import Renderer, choose_renderer
+from amt.errors import AmtError
+from amt.notes import write_musicnet_csv
+
+CORPUS_VERSION = 1
+"""Bump when a change to this module changes the recordings it builds (invalidates every cache)."""
+
+SPLITS = ("train", "valid", "test")
+CORPUS_JSON = "corpus.json"
+FIRST_ID = 1000
+"""Recording ids are numbers from here, MusicNet-style."""
+
+
+# --- sources and presets -----------------------------------------------------------------------
+
+
+MUSICNET_MIX = (
+    ("solo_piano", 0.40),
+    ("string_quartet", 0.20),
+    ("piano_trio", 0.10),
+    ("accompanied_violin", 0.06),
+    ("wind_quintet", 0.06),
+    ("accompanied_cello", 0.04),
+    ("piano_quartet", 0.04),
+    ("accompanied_clarinet", 0.03),
+    ("accompanied_flute", 0.03),
+    ("violin_harpsichord", 0.03),
+)
+"""Ensemble weights, roughly MusicNet's mix (about half of its recordings are solo piano)."""
+
+
+@dataclass(frozen=True)
+class Family:
+    """A group of music21 corpus scores played alike.
+
+    ``tempo`` is the quarter-note range drawn from when the score has no metronome mark;
+    ``voices``: when at least two parts carry these names, only they are played (a chorale's
+    doubling horns and timpani are left out).
+    """
+
+    patterns: tuple[str, ...]
+    tempo: tuple[float, float]
+    excerpts_per_piece: int = 1
+    ensembles: tuple[tuple[str, float], ...] = MUSICNET_MIX
+    voices: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+
+FAMILIES = {
+    "chorale": Family(("bach/bwv*.mxl",), (60, 84), voices=("Soprano", "Alto", "Tenor", "Bass")),
+    "palestrina": Family(("palestrina/*.krn",), (95, 130)),
+    "madrigal": Family(("monteverdi/madrigal.*.mxl",), (80, 110), exclude=("*_old.mxl",)),
+    "quartet": Family(
+        (
+            "beethoven/*.mxl",
+            "beethoven/opus*/movement*.mxl",
+            "haydn/opus*/movement*.mxl",
+            "mozart/k155/*.mxl",
+            "mozart/k156/*.mxl",
+            "mozart/k458/*.mxl",
+            "mozart/k80/*.mxl",
+            "schumann_robert/opus41no1/*.mxl",
+        ),
+        (70, 130),
+        excerpts_per_piece=3,
+        ensembles=(("string_quartet", 0.7), ("solo_piano", 0.2), ("wind_quintet", 0.1)),
+    ),
+    "keyboard": Family(
+        (
+            "mozart/k545/*.mxl",
+            "cpebach/h186.mxl",
+            "schumann_clara/polonaise_op1n*.mxl",
+            "chopin/mazurka06-2.krn",
+            "joplin/maple_leaf_rag.mxl",
+            "schoenberg/opus19/*.mxl",
+        ),
+        (70, 120),
+        excerpts_per_piece=3,
+        ensembles=(("solo_piano", 1.0),),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Corpus size: recordings per split, excerpt length, source mix, and the windows cut from it."""
+
+    recordings: tuple[int, int, int]  # train, valid, test
+    duration_s: tuple[float, float]
+    families: tuple[tuple[str, float], ...]
+    windows_per_recording: int = 250
+    margin_s: float = 10.0
+    workers: int = 2
+
+
+PRESETS = {
+    "tiny": Preset((4, 2, 2), (6.0, 9.0), (("chorale", 0.75), ("keyboard", 0.25)), 24, 1.0, workers=1),
+    "mini": Preset(
+        (250, 40, 40),
+        (34.0, 62.0),
+        (("chorale", 0.45), ("quartet", 0.24), ("palestrina", 0.14), ("madrigal", 0.09), ("keyboard", 0.08)),
+    ),
+}
+"""``mini`` matches mini-MusicNet: 330 recordings, 250 windows each (62,500 / 10,000 / 10,000)."""
+
+
+# --- planning: which pieces, which split ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordingPlan:
+    """One recording to make: excerpt ``excerpt`` of ``excerpts`` of ``piece`` (a corpus path)."""
+
+    id: str
+    split: str
+    family: str
+    piece: str
+    excerpt: int
+    excerpts: int
+
+
+def _piece_key(relative: str) -> str:
+    """Versions of one piece share a key: ``bach/bwv18.5-lz.mxl`` and ``bach/bwv18.5-w.mxl``."""
+    folder, _, name = relative.rpartition("/")
+    return f"{folder}/{name.split('-')[0].rsplit('.', 1)[0]}"
+
+
+def candidates(family: Family) -> list[str]:
+    """The family's pieces (corpus-relative paths), sorted, one version of each."""
+    root = corpus_folder()
+    found = sorted({p.relative_to(root).as_posix() for pattern in family.patterns for p in root.glob(pattern)})
+    kept: dict[str, str] = {}
+    for path in found:
+        if not any(fnmatch.fnmatch(path, pattern) for pattern in family.exclude):
+            kept.setdefault(_piece_key(path), path)
+    return sorted(kept.values())
+
+
+def apportion(total: int, weights: Sequence[tuple[str, float]]) -> dict[str, int]:
+    """Split ``total`` by ``weights`` into integers that sum to it (largest remainders)."""
+    names = [name for name, _ in weights]
+    shares = np.array([w for _, w in weights], dtype=np.float64)
+    exact = total * shares / shares.sum()
+    counts = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - counts), kind="stable")[: total - counts.sum()]:
+        counts[i] += 1
+    return dict(zip(names, counts.tolist(), strict=True))
+
+
+def plan_recordings(preset: Preset, seed: int) -> list[RecordingPlan]:
+    """Which excerpt of which piece each recording is, and its split; no piece is in two splits."""
+    rng = np.random.default_rng(seed)
+    pools = {name: [str(p) for p in rng.permutation(candidates(FAMILIES[name]))] for name, _ in preset.families}
+    plans = []
+    for split, count in zip(SPLITS, preset.recordings, strict=True):
+        for name, n in apportion(count, preset.families).items():
+            needed = math.ceil(n / FAMILIES[name].excerpts_per_piece)
+            pieces, pools[name] = pools[name][:needed], pools[name][needed:]
+            if n and not pieces:
+                raise AmtError(f"the synth corpus needs more '{name}' pieces than music21's corpus has")
+            for j, piece in enumerate(pieces):
+                excerpts = n // len(pieces) + (j < n % len(pieces))
+                plans += [RecordingPlan("", split, name, piece, k, excerpts) for k in range(excerpts)]
+    return [replace(plan, id=str(FIRST_ID + i)) for i, plan in enumerate(plans)]
+
+
+# --- recordings -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PieceJob:
+    """Every recording of one piece (parsed once), for one worker."""
+
+    plans: tuple[RecordingPlan, ...]
+    renderer: Renderer
+    seed: int
+    duration_s: tuple[float, float]
+    folder: Path
+
+
+def plan_performance(
+    plan: RecordingPlan, score: Score, seed: int, duration_s: tuple[float, float]
+) -> tuple[Performance, dict]:
+    """Excerpt, arrange and perform one recording; returns the performance and its corpus.json entry.
+
+    The excerpt is aimed at a length drawn from ``duration_s`` for the whole recording: the score
+    time left after the lead-in and the tail, less what the performance will stretch.
+    """
+    rng = np.random.default_rng([seed, int(plan.id)])
+    family = FAMILIES[plan.family]
+    music_s = (rng.uniform(*duration_s) - np.mean(LEAD_IN_S) - TAIL_S) / PERFORMED_STRETCH
+    rough_bpm = score.tempi[0][1] if score.tempi else float(np.mean(family.tempo))
+    first = start_bar(score, plan.excerpt, plan.excerpts, music_s * rough_bpm / 60, rng)
+    bpm = score.tempo_at(float(score.bars[first])) or rng.uniform(*family.tempo)
+    bpm = float(np.clip(bpm, 40, 180) * rng.uniform(0.92, 1.08))
+    excerpt = cut_excerpt(score, first, music_s * bpm / 60)
+    ensemble = choose_ensemble(family.ensembles, len(np.unique(excerpt.notes.part)), rng)
+    players = arrange(excerpt, ENSEMBLES[ensemble])
+    performance = perform(excerpt, players, bpm, rng)
+    entry = {
+        "id": plan.id,
+        "split": plan.split,
+        "piece": plan.piece,
+        "family": plan.family,
+        "ensemble": ensemble,
+        "instruments": [p.instrument.name for p in players],
+        "score_spans": [list(span) for span in excerpt.spans],
+        "quarter_bpm": round(bpm, 1),
+        "duration_s": round(performance.n_samples / SAMPLE_RATE, 3),
+        "notes": len(performance.labels),
+    }
+    return performance, entry
+
+
+def make_recording(plan: RecordingPlan, score: Score, job: PieceJob) -> dict:
+    """Perform, render and write one recording (wav, then csv); returns its corpus.json entry."""
+    performance, entry = plan_performance(plan, score, job.seed, job.duration_s)
+    audio = job.renderer.render(performance.tracks, performance.n_samples, performance.room)
+    peak = float(np.abs(audio).max())
+    if not np.isfinite(peak) or peak == 0:
+        raise AmtError(f"{plan.piece}: {job.renderer.name} rendered recording {plan.id} silent or non-finite")
+    save_wav(job.folder / f"{plan.split}_data" / f"{plan.id}.wav", audio * (performance.peak / peak))
+    write_musicnet_csv(job.folder / f"{plan.split}_labels" / f"{plan.id}.csv", performance.labels)
+    return entry
+
+
+def run_job(job: PieceJob) -> list[dict]:
+    """Worker entry point: parse the piece once, make each of its recordings."""
+    family = FAMILIES[job.plans[0].family]
+    score = load_score(job.plans[0].piece, family.voices)
+    return [make_recording(plan, score, job) for plan in job.plans]
+
+
+def piece_jobs(plans: Sequence[RecordingPlan], **common) -> list[PieceJob]:
+    """One job per piece, the costliest first (big scores parse slowly) so the pool ends together."""
+    by_piece: dict[str, list[RecordingPlan]] = {}
+    for plan in plans:
+        by_piece.setdefault(plan.piece, []).append(plan)
+    root = corpus_folder()
+    order = sorted(by_piece, key=lambda piece: -(root / piece).stat().st_size * len(by_piece[piece]))
+    return [PieceJob(plans=tuple(by_piece[piece]), **common) for piece in order]
+
+
+def completed_jobs(jobs: Sequence[PieceJob], workers: int):
+    """Yield each job's entries as it finishes: here when ``workers`` is 1, else in a process pool."""
+    if workers <= 1:
+        for job in jobs:
+            yield run_job(job)
+        return
+    # spawn, not fork: the caller may hold threads (torch, Lightning) that fork would copy broken
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(run_job, job) for job in jobs]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def corpus_statistics(entries: Sequence[dict]) -> dict:
+    """Recordings, pieces and hours per split; counts of ensembles and families."""
+    statistics: dict = {}
+    for split in SPLITS:
+        mine = [e for e in entries if e["split"] == split]
+        statistics[split] = {
+            "recordings": len(mine),
+            "pieces": len({e["piece"] for e in mine}),
+            "duration_s": round(sum(e["duration_s"] for e in mine), 1),
+            "notes": sum(e["notes"] for e in mine),
+        }
+    for key, total in (("ensemble", "ensembles"), ("family", "families")):
+        statistics[total] = {name: sum(e[key] == name for e in entries) for name in sorted({e[key] for e in entries})}
+    return statistics
+
+
+def _as_json(value: object) -> object:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _write_json(path: Path, record: dict) -> None:
+    """Write JSON atomically: a reader sees the old file or the whole new one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    os.replace(tmp, path)
+
+
+# --- the corpus ---------------------------------------------------------------------------------
+
+
+class SynthCorpus:
+    """Windows source: the offline MusicNet-like corpus.
+
+    ``ROOT/recordings`` holds the recordings in MusicNet layout and ``ROOT/corpus.json`` (written
+    when they are complete) their parameters and one entry per recording; ``ROOT/windows`` holds
+    mini-MusicNet-format windows cut from them.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        preset: str = "mini",
+        seed: int = 0,
+        soundfont: str | Path | None = None,
+        workers: int | None = None,
+        progress: bool = True,
+    ):
+        if preset not in PRESETS:
+            raise AmtError(f"unknown synth corpus preset {preset!r}; presets: {', '.join(PRESETS)}")
+        self.root = Path(root)
+        self.preset_name, self.preset = preset, PRESETS[preset]
+        self.seed = seed
+        self.soundfont = soundfont
+        self.workers = workers if workers is not None else min(self.preset.workers, os.cpu_count() or 1)
+        self.progress = progress
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.root / "recordings"
+
+    @property
+    def windows_dir(self) -> Path:
+        return self.root / "windows"
+
+    def params(self, renderer: Renderer) -> dict:
+        """The cache key: everything that changes the recordings (not the worker count)."""
+        import music21
+
+        settings = {k: v for k, v in asdict(self.preset).items() if k != "workers"}
+        return _as_json(
+            {
+                "version": CORPUS_VERSION,
+                "preset": self.preset_name,
+                "preset_settings": settings,
+                "seed": self.seed,
+                "music21": music21.__version__,
+                **renderer.params(),
+            }
+        )
+
+    def prepare(self) -> Path:
+        """Build what is missing or stale (recordings, then windows) and return the windows folder."""
+        renderer = choose_renderer(self.soundfont)
+        params = self.params(renderer)
+        if not self.recordings_complete(params):
+            self.build_recordings(renderer, params)
+        window_params = {
+            "corpus": params,
+            "windows_per_recording": self.preset.windows_per_recording,
+            "margin_s": self.preset.margin_s,
+        }
+        if not windows_complete(self.windows_dir, window_params):
+            splits = {split: find_recordings(self.recordings_dir, split) for split in SPLITS}
+            write_windows(
+                splits,
+                self.windows_dir,
+                self.preset.windows_per_recording,
+                self.preset.margin_s,
+                params=window_params,
+                progress=self.progress,
+            )
+        return self.windows_dir
+
+    def recordings_complete(self, params: dict) -> bool:
+        """Whether corpus.json records a finished build with ``params`` whose files are all present."""
+        try:
+            record = json.loads((self.root / CORPUS_JSON).read_text())
+        except (OSError, ValueError):
+            return False
+        if not isinstance(record, dict) or record.get("params") != params:
+            return False
+        folder = self.recordings_dir
+        return all(
+            (folder / f"{e['split']}_data" / f"{e['id']}.wav").is_file()
+            and (folder / f"{e['split']}_labels" / f"{e['id']}.csv").is_file()
+            for e in record.get("recordings", [])
+        )
+
+    def build_recordings(self, renderer: Renderer, params: dict) -> None:
+        """Render every recording afresh, then write corpus.json (so an interrupted build has none)."""
+        (self.root / CORPUS_JSON).unlink(missing_ok=True)
+        shutil.rmtree(self.recordings_dir, ignore_errors=True)
+        plans = plan_recordings(self.preset, self.seed)
+        jobs = piece_jobs(
+            plans, renderer=renderer, seed=self.seed, duration_s=self.preset.duration_s, folder=self.recordings_dir
+        )
+        entries = []
+        with Progress(disable=not self.progress) as bar:
+            task = bar.add_task(f"synth corpus ({renderer.name})", total=len(plans))
+            for done in completed_jobs(jobs, self.workers):
+                entries += done
+                bar.advance(task, len(done))
+        entries.sort(key=lambda entry: int(entry["id"]))
+        _write_json(
+            self.root / CORPUS_JSON, {"params": params, "statistics": corpus_statistics(entries), "recordings": entries}
+        )

@@ -1,0 +1,58 @@
+"""train.py end to end on the tiny offline corpus: artefacts, W&B offline run, resume, config errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def train(env, *overrides, run: Path | None = None, check=True):
+    args = [sys.executable, "train.py", *overrides] + ([f"hydra.run.dir={run}"] if run else [])
+    result = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"train.py failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+@pytest.mark.slow
+def test_training_leaves_checkpoints_metrics_curves_and_an_offline_wandb_run(run_env, tmp_path):
+    run = tmp_path / "run"
+    train(run_env, "model=cnn_1layer", "data.preset=tiny", "trainer.max_epochs=3", run=run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in ("train/ap", "val/ap", "test/ap", "train/loss", "val/loss", "test/loss", "best/val_ap"):
+        assert 0.0 <= metrics[key] <= (1.0 if key.endswith("ap") else 10.0), key
+    assert metrics["epochs"] == 3 and metrics["config"] == "cnn_1layer" and metrics["parameters"] > 40_000
+    checkpoints = {p.name for p in (run / "checkpoints").iterdir()}
+    assert "last.ckpt" in checkpoints and any(name.startswith("epoch") for name in checkpoints)
+    assert (run / "curves.png").stat().st_size > 10_000
+    assert (run / "csv" / "version_0" / "metrics.csv").is_file()
+    wandb_runs = list((run / "wandb").glob("offline-run-*"))
+    assert len(wandb_runs) == 1 and list(wandb_runs[0].glob("run-*.wandb"))
+
+
+@pytest.mark.slow
+def test_resuming_from_the_last_checkpoint_ends_at_the_same_epoch_count(run_env, tmp_path):
+    common = ["model=cnn_1layer", "data.preset=tiny", "logger=csv"]
+    train(run_env, *common, "trainer.max_epochs=1", run=tmp_path / "first")
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    train(run_env, *common, "trainer.max_epochs=3", f"ckpt_path={last}", run=tmp_path / "resumed")
+    assert json.loads((tmp_path / "resumed" / "metrics.json").read_text())["epochs"] == 3
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model=transformer9000"], "unknown model 'transformer9000' (choose from:"),
+        (["model=cnn_multi", "model.dropout=-0.1"], "dropout"),
+        (["model=cnn_multi", "data.datamodule.bins=128"], "does not match the model"),
+    ],
+)
+def test_bad_config_fails_at_start_with_one_line(run_env, overrides, message):
+    result = train(run_env, *overrides, "data.preset=tiny", "logger=csv", check=False)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert errors[-1].startswith("amt: error:") and message in errors[-1], result.stderr[-2000:]
