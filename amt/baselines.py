@@ -23,8 +23,8 @@ def micro_average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
     """Micro AP over all (window, label) pairs — the metric of MusicNet, mini-MusicNet and the report."""
     return float(
         multilabel_average_precision(
-            torch.as_tensor(scores, dtype=torch.float32),
-            torch.as_tensor(labels, dtype=torch.long),
+            torch.tensor(scores, dtype=torch.float32),
+            torch.tensor(labels, dtype=torch.long),
             num_labels=labels.shape[1],
             average="micro",
         )
