@@ -16,6 +16,7 @@ from pathlib import Path
 import hydra
 import lightning as L
 import torch
+import wandb
 from amt.module import TranscriptionModule
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
@@ -38,7 +39,12 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, TranscriptionModule, 
     if datamodule.bins != model.bins:
         raise AmtError(f"data.bins={datamodule.bins} does not match the model, which takes {model.bins} bins")
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-    module = TranscriptionModule(model=model, optimizer=instantiate(cfg.optimizer), scheduler=scheduler)
+    module = TranscriptionModule(
+        model=model,
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=scheduler,
+        model_config=OmegaConf.to_container(cfg.model, resolve=True),
+    )
     loggers = [instantiate(node) for node in (cfg.get("logger") or {}).values()]
     callbacks = [instantiate(node) for node in (cfg.get("callbacks") or {}).values()]
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
@@ -51,9 +57,18 @@ def config_name(cfg: DictConfig) -> str:
     return choices.get("experiment") or choices.get("model") or cfg.model._target_.rsplit(".", 1)[-1]
 
 
-def final_metrics(trainer: L.Trainer, module: TranscriptionModule, test_results: dict, seconds: float) -> dict:
+def last_epoch_metrics(trainer: L.Trainer) -> dict:
+    """Train/val metrics of the final epoch, as the curves callback recorded them.
+
+    Read right after fitting: testing the best checkpoint restores callback states from it.
+    """
     curves = next((c for c in trainer.callbacks if isinstance(c, TrainingCurves)), None)
-    last = curves.history[-1] if curves and curves.history else {}
+    return dict(curves.history[-1]) if curves and curves.history else {}
+
+
+def final_metrics(
+    trainer: L.Trainer, module: TranscriptionModule, last: dict, test_results: dict, seconds: float
+) -> dict:
     checkpoint = trainer.checkpoint_callback
     metrics = {name: last[name] for name in REPORTED if name in last}
     metrics.update({name: float(value) for name, value in test_results.items() if name in REPORTED})
@@ -68,6 +83,21 @@ def final_metrics(trainer: L.Trainer, module: TranscriptionModule, test_results:
     return metrics
 
 
+def finish_wandb_run(logger: WandbLogger, metrics: dict) -> None:
+    """Final metrics into the run summary, the best checkpoint as a model artifact, then close the run.
+
+    Done here rather than with ``WandbLogger(log_model=True)``, which Lightning refuses offline;
+    an offline run keeps the artifact and uploads it with ``wandb sync``.
+    """
+    run = logger.experiment
+    run.summary.update(metrics)
+    if metrics.get("best_checkpoint"):
+        artifact = wandb.Artifact(f"model-{run.id}", type="model", metadata=metrics)
+        artifact.add_file(metrics["best_checkpoint"])
+        run.log_artifact(artifact, aliases=["best"])
+    run.finish()
+
+
 def train(cfg: DictConfig) -> dict:
     """Fit and test one configuration; returns (and writes) its metrics. Shared with sweep.py."""
     L.seed_everything(cfg.seed, workers=True)
@@ -76,18 +106,21 @@ def train(cfg: DictConfig) -> dict:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    last = last_epoch_metrics(trainer)
     test_results = {}
     if cfg.test:
         ckpt = "best" if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path else None
         test_results = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)[0]
-    metrics = {"config": config_name(cfg), **final_metrics(trainer, module, test_results, time.perf_counter() - start)}
+    metrics = {
+        "config": config_name(cfg),
+        **final_metrics(trainer, module, last, test_results, time.perf_counter() - start),
+    }
     run_dir = Path(cfg.paths.run_dir)
     if trainer.is_global_zero:
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                logger.experiment.summary.update(metrics)
-                logger.experiment.finish()
+                finish_wandb_run(logger, metrics)
         log.info("metrics: %s", json.dumps(metrics))
     return metrics
 
