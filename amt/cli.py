@@ -1,4 +1,4 @@
-"""The ``amt`` command: data preparation and baselines (training is ``python train.py``)."""
+"""The ``amt`` command: data preparation, baselines, transcription and evaluation (training is ``python train.py``)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,20 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from amt.errors import AmtError
+
+if TYPE_CHECKING:
+    from amt.evaluate import ModelRun
+    from amt.notes import DecoderConfig
 
 console = Console()
 
@@ -82,6 +89,144 @@ def _baseline_ridge(args: argparse.Namespace) -> None:
     console.print(table)
 
 
+def _progress_bar() -> Progress | nullcontext:
+    """A transient progress bar on stderr for long recordings; nothing when stderr is not a terminal."""
+    return Progress(console=Console(stderr=True), transient=True) if sys.stderr.isatty() else nullcontext()
+
+
+def _decoder_config(args: argparse.Namespace) -> DecoderConfig:
+    """A DecoderConfig from the decoder options given (defaults for the others)."""
+    from amt.notes import DecoderConfig
+
+    given = {name: getattr(args, name) for name in DECODER_OPTIONS if getattr(args, name) is not None}
+    return DecoderConfig(**given)
+
+
+def _model_run(args: argparse.Namespace, decoders: Sequence[str]) -> ModelRun:
+    from amt.evaluate import ModelRun
+    from amt.transcribe import load_model, resolve_device
+
+    device = str(resolve_device(args.device))
+    return ModelRun(load_model(args.ckpt), tuple(decoders), _decoder_config(args), args.batch_size, device)
+
+
+def _transcribe(args: argparse.Namespace) -> None:
+    from amt.evaluate import score
+    from amt.transcribe import TranscribeSettings, load_model, output_paths, resolve_device, transcribe_file
+
+    if args.labels is not None and len(args.inputs) != 1:
+        raise AmtError("--labels goes with one input recording")
+    settings = TranscribeSettings(
+        hop=args.hop,
+        batch_size=args.batch_size,
+        device=str(resolve_device(args.device)),
+        decoder=args.decoder,
+        decoder_config=_decoder_config(args),
+        plot=args.plot or args.labels is not None,
+    )
+    outputs = output_paths(args.inputs, args.out)
+    model = load_model(args.ckpt)
+    failed = 0
+    with _progress_bar() as progress:
+        for audio, out in zip(args.inputs, outputs, strict=True):
+            try:
+                result = transcribe_file(audio, out, model, settings, args.labels, progress)
+            except AmtError as error:
+                print(f"amt: error: {error}", file=sys.stderr)
+                failed += 1
+                continue
+            written = [out.midi, out.csv] + ([out.png] if settings.plot else [])
+            console.print(f"{audio}: {len(result.events)} notes → {', '.join(map(str, written))}", soft_wrap=True)
+            if result.reference is not None:
+                metrics = score(result.reference, result.events, result.frame_times).metrics()
+                console.print(
+                    f"  against {args.labels}: note F1 {metrics['note_f1']:.3f} (with offsets "
+                    f"{metrics['note_offset_f1']:.3f}), frame F1 {metrics['frame_f1']:.3f}, "
+                    f"re-attacks/note {metrics['reattacks_per_note']:.3f}",
+                    soft_wrap=True,
+                )
+    if failed:
+        raise AmtError(f"{failed} of {len(args.inputs)} inputs failed")
+
+
+def _print_wide(table: Table) -> None:
+    """Print a table whole: into a file or pipe at its natural width instead of squeezed into 80 columns."""
+    if console.is_terminal:
+        console.print(table)
+    else:
+        Console(width=console.measure(table, options=console.options.update_width(10_000)).maximum).print(table)
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from amt.evaluate import evaluate, results_table, write_csv, write_json
+
+    run = _model_run(args, args.decoder or ["hysteresis"]) if args.ckpt or not args.predictions else None
+    with _progress_bar() as progress:
+        results = evaluate(args.path, run, args.predictions or (), args.hop, progress)
+    _print_wide(results_table(results, per_recording=args.per_recording))
+    if args.json:
+        write_json(results, args.json)
+    if args.csv:
+        write_csv(results, args.csv)
+
+
+def _tune(args: argparse.Namespace) -> None:
+    from amt.evaluate import THRESHOLD_GRID, trial_records, tune, tuning_table, write_json
+
+    run = _model_run(args, [args.decoder])
+    with _progress_bar() as progress:
+        trials = tune(args.path, run, args.hop, args.decoder, args.grid or THRESHOLD_GRID, progress)
+    _print_wide(tuning_table(trials, args.decoder, f"{args.decoder} decoder thresholds on {args.path}", args.top))
+    names = ("threshold",) if args.decoder == "naive" else ("on", "off")
+    console.print("best: " + " ".join(f"--{name} {getattr(trials[0][0], name):g}" for name in names))
+    if args.json:
+        write_json(trial_records(trials), args.json)
+
+
+DECODER_OPTIONS = ("threshold", "on", "off", "max_gap_s", "min_note_s", "onset_threshold")
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1), got {text}")
+    return value
+
+
+def _grid(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(_probability(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated probabilities, got {text!r}") from None
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ckpt", type=Path, default=None, help="train.py checkpoint (default: the bundled model)")
+    parser.add_argument("--hop", type=int, default=4096, help="samples between window centres (default 4096)")
+    parser.add_argument("--batch-size", type=int, default=1024, help="windows per forward pass")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+
+
+def _add_decoder_options(parser: argparse.ArgumentParser) -> None:
+    """Decoder thresholds; a value not given keeps DecoderConfig's default."""
+    from amt.notes import DecoderConfig
+
+    default = DecoderConfig()
+    group = parser.add_argument_group("decoder options")
+    group.add_argument("--threshold", type=_probability, help=f"naive: frame threshold ({default.threshold:g})")
+    group.add_argument("--on", type=_probability, help=f"a note starts above this probability ({default.on:g})")
+    group.add_argument("--off", type=_probability, help=f"a note goes on above this probability ({default.off:g})")
+    group.add_argument(
+        "--max-gap-s", type=float, help=f"bridge dips shorter than this, seconds ({default.max_gap_s:g})"
+    )
+    group.add_argument(
+        "--min-note-s", type=float, help=f"drop notes shorter than this, seconds ({default.min_note_s:g})"
+    )
+    group.add_argument(
+        "--onset-threshold", type=_probability, help=f"onsets: onset peak threshold ({default.onset_threshold:g})"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="amt", description="Automatic music transcription.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -118,6 +263,41 @@ def build_parser() -> argparse.ArgumentParser:
     ridge.add_argument("--bins", type=int, default=2049)
     ridge.add_argument("--ridge", type=float, default=1e-3)
     ridge.set_defaults(run=_baseline_ridge)
+
+    transcribe = commands.add_parser("transcribe", help="transcribe recordings to MIDI, note csv and piano roll")
+    transcribe.add_argument("inputs", nargs="+", type=Path, help="audio files (wav, flac, ogg; any rate)")
+    transcribe.add_argument("-o", "--out", required=True, type=Path, help="output folder, or FILE.mid for one input")
+    transcribe.add_argument("--decoder", default="hysteresis", choices=("hysteresis", "naive", "onsets"))
+    transcribe.add_argument("--plot", action="store_true", help="also write NAME.png, a piano roll")
+    transcribe.add_argument("--labels", type=Path, help="MusicNet csv of the true notes: plot and score against them")
+    _add_model_options(transcribe)
+    _add_decoder_options(transcribe)
+    transcribe.set_defaults(run=_transcribe)
+
+    evaluate = commands.add_parser("evaluate", help="frame and note metrics over labelled recordings")
+    evaluate.add_argument("path", type=Path, help="folder: SPLIT_data/ID.wav + SPLIT_labels/ID.csv, or ID.wav + ID.csv")
+    evaluate.add_argument(
+        "--decoder", action="append", choices=("hysteresis", "naive"), help="repeat to compare (default hysteresis)"
+    )
+    evaluate.add_argument(
+        "--predictions", action="append", type=Path, help="folder of note csvs ID.csv from any system (repeatable)"
+    )
+    evaluate.add_argument("--per-recording", action="store_true", help="print every recording, not only pooled")
+    evaluate.add_argument("--json", type=Path, help="write all metrics as JSON")
+    evaluate.add_argument("--csv", type=Path, help="write all metrics as CSV")
+    _add_model_options(evaluate)
+    _add_decoder_options(evaluate)
+    evaluate.set_defaults(run=_evaluate)
+
+    tune = commands.add_parser("tune", help="grid-search decoder thresholds for the best note F1")
+    tune.add_argument("path", type=Path, help="folder of labelled recordings (as for evaluate)")
+    tune.add_argument("--decoder", default="hysteresis", choices=("hysteresis", "naive"))
+    tune.add_argument("--grid", type=_grid, help="comma-separated thresholds to try (default 0.1,0.2,...,0.9)")
+    tune.add_argument("--top", type=int, default=10, help="rows to print")
+    tune.add_argument("--json", type=Path, help="write every trial as JSON")
+    _add_model_options(tune)
+    _add_decoder_options(tune)
+    tune.set_defaults(run=_tune)
     return parser
 
 
