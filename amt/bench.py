@@ -1,0 +1,224 @@
+"""Training and inference throughput of the CNNs on synthetic data: ``python -m amt.bench`` (``make bench``).
+
+Random spectra and labels of the real shapes (``[N, 512]``, ``[N, 81]``, ≈ 5 % of labels on), a
+few hundred steps rather than a 62,500-window epoch; per-epoch times are extrapolated from the
+steady-state rate (the first steps of every run are warm-up and not timed). Reported:
+
+* a bare PyTorch loop (forward, BCE, backward, Adam) over the project's DataLoader,
+* the Lightning Trainer fitting :class:`~amt.module.TranscriptionModule` with the same model,
+  optimiser and data, and the ratio of the two; the Trainer's time includes the epoch-end
+  exact train AP over every window, which the bare loop does not compute,
+* optionally (``--reference``) the bare loop with ``nn.Conv1d`` instead of :class:`~amt.models.cnn.SameConv1d`,
+* inference windows/s at batch 1024,
+* what a batch costs to fetch: one tensor gather (the project's ``SpectraDataset``) against 32
+  ``__getitem__`` calls and the default collate.
+
+Runs alternate between the contenders; each figure is the median over ``--repeats`` runs, next to
+the best run (what an otherwise idle machine gives), since the machines this runs on are shared
+and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+
+import lightning as L
+import torch
+from torch import nn
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
+
+from amt.data.datamodule import SpectraDataset
+from amt.models.cnn import CNN1Layer, CNNMulti, SameConv1d
+from amt.module import TranscriptionModule
+from amt.notes import NUM_NOTES
+
+EPOCH_WINDOWS = 62_500
+"""Training windows in one mini-MusicNet epoch."""
+MODELS = {"cnn_1layer": CNN1Layer, "cnn_multi": CNNMulti}
+WARMUP_STEPS = 20
+INFERENCE_BATCH = 1024
+
+
+def synthetic_data(windows: int, bins: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    spectra = torch.rand(windows, bins, generator=generator)
+    labels = (torch.rand(windows, NUM_NOTES, generator=generator) < 0.05).float()
+    return spectra, labels
+
+
+def batch_loader(spectra: torch.Tensor, labels: torch.Tensor, batch_size: int) -> DataLoader:
+    """The project's fast path: a shuffled batch of indices → one gather per tensor."""
+    sampler = BatchSampler(RandomSampler(spectra), batch_size, drop_last=True)
+    return DataLoader(SpectraDataset(spectra, labels), batch_size=None, sampler=sampler)
+
+
+def item_loader(spectra: torch.Tensor, labels: torch.Tensor, batch_size: int) -> DataLoader:
+    """The textbook path: ``batch_size`` ``__getitem__`` calls, then the default collate."""
+    return DataLoader(TensorDataset(spectra, labels), batch_size=batch_size, shuffle=True, drop_last=True)
+
+
+def adam(params) -> torch.optim.Optimizer:
+    # fused=True: one kernel for all parameters; the default per-parameter loop costs ≈ 0.5 ms a step here.
+    return torch.optim.Adam(params, lr=1e-3, fused=True)
+
+
+def seconds_per_step_bare(model: nn.Module, loader: DataLoader) -> float:
+    optimizer, criterion = adam(model.parameters()), nn.BCEWithLogitsLoss()
+    model.train()
+    start = 0.0
+    for step, (spectra, labels) in enumerate(loader):
+        if step == WARMUP_STEPS:
+            start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        criterion(model(spectra), labels).backward()
+        optimizer.step()
+    return (time.perf_counter() - start) / (len(loader) - WARMUP_STEPS)
+
+
+class _Stopwatch(L.Callback):
+    """Times the Trainer from the first step after warm-up to the end of fitting (epoch-end AP included)."""
+
+    def __init__(self):
+        self.start = self.end = 0.0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if batch_idx == WARMUP_STEPS:
+            self.start = time.perf_counter()
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.end = time.perf_counter()
+
+
+def seconds_per_step_trainer(model: nn.Module, loader: DataLoader, train_ap_every: int) -> float:
+    stopwatch = _Stopwatch()
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[stopwatch],
+    )
+    trainer.fit(TranscriptionModule(model, optimizer=adam, train_ap_every=train_ap_every), train_dataloaders=loader)
+    return (stopwatch.end - stopwatch.start) / (len(loader) - WARMUP_STEPS)
+
+
+def seconds_per_batch_fetch(loader: DataLoader) -> float:
+    start = time.perf_counter()
+    for _ in loader:
+        pass
+    return (time.perf_counter() - start) / len(loader)
+
+
+def windows_per_second_inference(model: nn.Module, spectra: torch.Tensor) -> float:
+    model.eval()
+    with torch.inference_mode():
+        model(spectra[:INFERENCE_BATCH])
+        start = time.perf_counter()
+        for first in range(0, len(spectra) - INFERENCE_BATCH + 1, INFERENCE_BATCH):
+            model(spectra[first : first + INFERENCE_BATCH])
+        batches = len(spectra) // INFERENCE_BATCH
+    return batches * INFERENCE_BATCH / (time.perf_counter() - start)
+
+
+class _TorchConv1d(nn.Conv1d):
+    """``nn.Conv1d`` on ``[batch, length]``: the reference :class:`SameConv1d` replaces."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.unsqueeze(1)).squeeze(1)
+
+
+def with_torch_convs(model: nn.Module) -> nn.Module:
+    """The same model (same weights) with every :class:`SameConv1d` swapped for ``nn.Conv1d``."""
+    for parent in list(model.modules()):
+        for name, child in parent.named_children():
+            if isinstance(child, SameConv1d):
+                conv = _TorchConv1d(1, 1, child.kernel_size, padding=child.kernel_size // 2)
+                conv.load_state_dict(child.state_dict())
+                setattr(parent, name, conv)
+    return model
+
+
+def timed(repeats: int, runs: dict[str, Callable[[], float]]) -> dict[str, list[float]]:
+    """Each run ``repeats`` times, interleaved, so load from other processes hits them alike."""
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            samples[name].append(run())
+    return samples
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m amt.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=sorted(MODELS), default="cnn_multi")
+    parser.add_argument("--steps", type=int, default=400, help="training steps per timed run (default 400)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3, help="runs per contender; medians are reported")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument(
+        "--train-ap-every", type=int, default=4, help="the Trainer's train AP uses every n-th batch (default 4)"
+    )
+    parser.add_argument("--reference", action="store_true", help="also time the bare loop with nn.Conv1d")
+    args = parser.parse_args(argv)
+    if args.steps <= WARMUP_STEPS:
+        parser.error(f"--steps must be more than the {WARMUP_STEPS} warm-up steps")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    for message in (".*does not have many workers.*", ".*no `val_dataloader`.*", ".*LeafSpec.*"):
+        warnings.filterwarnings("ignore", message=message)
+
+    model_class = MODELS[args.model]
+    spectra, labels = synthetic_data(args.steps * args.batch_size, model_class().bins)
+    loader = batch_loader(spectra, labels, args.batch_size)
+
+    def fresh_model() -> nn.Module:
+        torch.manual_seed(0)
+        return model_class()
+
+    runs = {
+        "bare PyTorch loop": lambda: seconds_per_step_bare(fresh_model(), loader),
+        "Lightning Trainer": lambda: seconds_per_step_trainer(fresh_model(), loader, args.train_ap_every),
+    }
+    if args.reference:
+        runs["bare loop, nn.Conv1d"] = lambda: seconds_per_step_bare(with_torch_convs(fresh_model()), loader)
+    per_step = timed(args.repeats, runs)
+    fetch = timed(
+        args.repeats,
+        {
+            "gather": functools.partial(seconds_per_batch_fetch, loader),
+            "per-item": functools.partial(seconds_per_batch_fetch, item_loader(spectra, labels, args.batch_size)),
+        },
+    )
+    inference = timed(args.repeats, {"inference": lambda: windows_per_second_inference(fresh_model(), spectra)})
+
+    print(
+        f"amt bench: {args.model}, batch {args.batch_size}, {args.steps} steps a run ({WARMUP_STEPS} warm-up), "
+        f"{args.repeats} runs each, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    )
+    print(f"{'training (median run)':<24}{'samples/s':>11}{'ms/step':>9}{'s/epoch':>9}{'best ms/step':>14}")
+    for name, seconds in per_step.items():
+        median, best = statistics.median(seconds), min(seconds)
+        epoch = median * EPOCH_WINDOWS / args.batch_size
+        print(f"{name:<24}{args.batch_size / median:>11,.0f}{median * 1e3:>9.2f}{epoch:>9.1f}{best * 1e3:>14.2f}")
+    bare, trainer = per_step["bare PyTorch loop"], per_step["Lightning Trainer"]
+    print(
+        f"{'Trainer / bare':<24}{statistics.median(trainer) / statistics.median(bare):>10.2f}× median, "
+        f"{min(trainer) / min(bare):.2f}× best    (epoch = {EPOCH_WINDOWS:,} windows)"
+    )
+    print(f"{'inference, batch 1024':<24}{statistics.median(inference['inference']):>11,.0f} windows/s")
+    print(
+        f"{'batch fetch':<24}{statistics.median(fetch['gather']) * 1e3:>11.3f} ms one gather, "
+        f"{statistics.median(fetch['per-item']) * 1e3:.3f} ms {args.batch_size} items + collate"
+    )
+
+
+if __name__ == "__main__":
+    main()
