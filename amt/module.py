@@ -19,7 +19,6 @@ update costs 25 ms a step at 100 thresholds.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Iterable
 
 import hydra
@@ -90,9 +89,8 @@ class TranscriptionModule(L.LightningModule):
         self.criterion = nn.BCEWithLogitsLoss()
         # One metric object per stage, so validation inside a training epoch never mixes with it.
         self.train_ap, self.val_ap, self.test_ap = average_precision(), average_precision(), average_precision()
-        # A NaN loss must show up as a NaN mean, not be dropped with a warning (the default); NaN as the
-        # replacement value does that ("disable" would too, but torchmetrics 1.9 then drops the weights).
-        self.train_loss, self.val_loss, self.test_loss = (MeanMetric(nan_strategy=math.nan) for _ in range(3))
+        # nan_strategy="disable": a NaN loss must show up as a NaN mean, not be dropped with a warning.
+        self.train_loss, self.val_loss, self.test_loss = (MeanMetric(nan_strategy="disable") for _ in range(3))
 
     def forward(self, spectra: torch.Tensor) -> torch.Tensor:
         return self.model(spectra)
@@ -105,7 +103,9 @@ class TranscriptionModule(L.LightningModule):
             # Probabilities, not logits: the metric applies a sigmoid only to batches with values
             # outside [0, 1], and AP ranks predictions across batches, so all must be on one scale.
             ap.update(logits.detach().sigmoid(), labels.int())
-        mean_loss.update(loss.detach(), len(labels))
+        # The batch's mean once per window, so batches weigh by size: MeanMetric's own weight argument
+        # is ignored under nan_strategy="disable" (torchmetrics 1.9).
+        mean_loss.update(loss.detach().expand(len(labels)))
         return loss
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
