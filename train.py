@@ -17,7 +17,6 @@ import hydra
 import lightning as L
 import torch
 import wandb
-from amt.module import TranscriptionModule
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
@@ -27,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from amt.callbacks import TrainingCurves
 from amt.config import check_group_choices
 from amt.errors import AmtError
+from amt.module import TranscriptionModule
 
 log = logging.getLogger("amt.train")
 REPORTED = ("train/ap", "val/ap", "test/ap", "train/loss", "val/loss", "test/loss")
