@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,6 +97,18 @@ class MusicNetLabels:
         )
 
 
+def csv_rows(path: Path, columns: Sequence[str], kind: str) -> Iterator[tuple[int, dict[str, str]]]:
+    """``(line number, row)`` of a csv that must have ``columns``; one clear error line otherwise."""
+    if not path.is_file():
+        raise AmtError(f"{path}: no such {kind}")
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
+        if missing:
+            raise AmtError(f"{path}: not a {kind}, missing columns: {', '.join(missing)}")
+        yield from enumerate(reader, start=2)
+
+
 def read_musicnet_csv(path: str | os.PathLike) -> MusicNetLabels:
     """Read a MusicNet label csv, failing with one clear line when it is not one.
 
@@ -104,30 +116,23 @@ def read_musicnet_csv(path: str | os.PathLike) -> MusicNetLabels:
     other data sets write them) is refused rather than silently read as a 1,000× shorter piece.
     """
     path = Path(path)
-    if not path.is_file():
-        raise AmtError(f"{path}: no such label file")
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in MUSICNET_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise AmtError(f"{path}: not a MusicNet label csv, missing columns: {', '.join(missing)}")
-        rows = []
-        for line, row in enumerate(reader, start=2):
-            try:
-                start, end = float(row["start_time"]), float(row["end_time"])
-                rows.append(
-                    (
-                        start,
-                        end,
-                        int(row["instrument"]),
-                        int(row["note"]),
-                        float(row["start_beat"]),
-                        float(row["end_beat"]),
-                        row["note_value"],
-                    )
+    rows = []
+    for line, row in csv_rows(path, MUSICNET_COLUMNS, "MusicNet label csv"):
+        try:
+            start, end = float(row["start_time"]), float(row["end_time"])
+            rows.append(
+                (
+                    start,
+                    end,
+                    int(row["instrument"]),
+                    int(row["note"]),
+                    float(row["start_beat"]),
+                    float(row["end_beat"]),
+                    row["note_value"],
                 )
-            except (TypeError, ValueError):
-                raise AmtError(f"{path}:{line}: unreadable row {dict(row)}") from None
+            )
+        except (TypeError, ValueError):
+            raise AmtError(f"{path}:{line}: unreadable row {dict(row)}") from None
     times = np.array([r[:2] for r in rows], dtype=np.float64).reshape(-1, 2)
     if len(times) and (np.any(times != np.round(times)) or times.max() < 1_000):
         raise AmtError(
@@ -271,26 +276,17 @@ def write_note_csv(events: list[NoteEvent], path: str | os.PathLike) -> None:
 def read_note_csv(path: str | os.PathLike) -> list[NoteEvent]:
     """Read a note csv as :func:`write_note_csv` writes it; any system's notes can be given this way."""
     path = Path(path)
-    if not path.is_file():
-        raise AmtError(f"{path}: no such note file")
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in NOTE_CSV_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise AmtError(f"{path}: not a note csv, missing columns: {', '.join(missing)}")
-        events = []
-        for line, row in enumerate(reader, start=2):
-            try:
-                event = NoteEvent(
-                    float(row["onset_s"]), float(row["offset_s"]), int(row["pitch"]), int(row["velocity"])
-                )
-            except (TypeError, ValueError):
-                raise AmtError(f"{path}:{line}: unreadable row {dict(row)}") from None
-            if not (0 <= event.onset_s < event.offset_s < np.inf):
-                raise AmtError(f"{path}:{line}: a note needs 0 <= onset_s < offset_s")
-            if not (0 <= event.pitch < MIDI_WIDTH and 1 <= event.velocity <= 127):
-                raise AmtError(f"{path}:{line}: pitch must be 0..127 and velocity 1..127")
-            events.append(event)
+    events = []
+    for line, row in csv_rows(path, NOTE_CSV_COLUMNS, "note csv"):
+        try:
+            event = NoteEvent(float(row["onset_s"]), float(row["offset_s"]), int(row["pitch"]), int(row["velocity"]))
+        except (TypeError, ValueError):
+            raise AmtError(f"{path}:{line}: unreadable row {dict(row)}") from None
+        if not (0 <= event.onset_s < event.offset_s < np.inf):
+            raise AmtError(f"{path}:{line}: a note needs 0 <= onset_s < offset_s")
+        if not (0 <= event.pitch < MIDI_WIDTH and 1 <= event.velocity <= 127):
+            raise AmtError(f"{path}:{line}: pitch must be 0..127 and velocity 1..127")
+        events.append(event)
     return events
 
 
