@@ -7,14 +7,10 @@ parameters live in conf/sweep.yaml under ``hydra.sweeper.params`` and any comman
 
 from __future__ import annotations
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
-from amt.config import check_group_choices
-from amt.errors import AmtError
-from train import fail, run
+from train import check_command_line, run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="sweep")
@@ -23,8 +19,5 @@ def main(cfg: DictConfig) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        check_group_choices(sys.argv[1:])
-    except AmtError as error:
-        fail(error)
+    check_command_line()
     main()

@@ -148,9 +148,14 @@ def fail(error: AmtError) -> None:
     sys.exit(2)
 
 
-if __name__ == "__main__":
+def check_command_line() -> None:
+    """Refuse unknown config-group choices in one line, before Hydra composes anything."""
     try:
         check_group_choices(sys.argv[1:])
     except AmtError as error:
         fail(error)
+
+
+if __name__ == "__main__":
+    check_command_line()
     main()
