@@ -16,7 +16,6 @@ from pathlib import Path
 import hydra
 import lightning as L
 import torch
-import wandb
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
@@ -89,6 +88,8 @@ def finish_wandb_run(logger: WandbLogger, metrics: dict) -> None:
     Done here rather than with ``WandbLogger(log_model=True)``, which Lightning refuses offline;
     an offline run keeps the artifact and uploads it with ``wandb sync``.
     """
+    import wandb  # here, so that runs with logger=csv start without loading wandb
+
     run = logger.experiment
     run.summary.update(metrics)
     if metrics.get("best_checkpoint"):

@@ -48,6 +48,14 @@ def _data_minimusicnet(args: argparse.Namespace) -> None:
     _print_statistics(path)
 
 
+def _data_spectra(args: argparse.Namespace) -> None:
+    from amt.data.datamodule import export_spectra
+
+    out = export_spectra(args.path, args.out, args.bins)
+    size = sum(file.stat().st_size for file in out.glob("*.npy"))
+    console.print(f"spectra folder ready: {out} ({size / 1e6:.1f} MB); train on it with data=spectra data.path={out}")
+
+
 def _data_stats(args: argparse.Namespace) -> None:
     _print_statistics(Path(args.path))
 
@@ -252,6 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
     mini.add_argument("--path", required=True, type=Path)
     mini.add_argument("--download", action="store_true", help="download the files first when they are missing")
     mini.set_defaults(run=_data_minimusicnet)
+
+    spectra = data.add_parser("spectra", help="copy a folder of windows as spectra and labels only (a spectra folder)")
+    spectra.add_argument("path", type=Path, help="folder of windows")
+    spectra.add_argument("--bins", type=int, required=True, help="spectrum bins the model takes (model.bins)")
+    spectra.add_argument("--out", required=True, type=Path)
+    spectra.set_defaults(run=_data_spectra)
 
     stats = data.add_parser("stats", help="label statistics of a folder of windows")
     stats.add_argument("path", type=Path)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from amt.data.datamodule import SpectraDataModule, cached_spectra, spectra_path
+from amt.data.datamodule import SpectraDataModule, SpectraFolder, cached_spectra, export_spectra, spectra_path
 from amt.data.minimusicnet import MiniMusicNet
 from amt.errors import AmtError
 
@@ -106,3 +106,34 @@ def test_bad_windows_fail_with_the_file_name(tmp_path):
     np.save(folder / "audio-test.npy", np.zeros((SIZES["test"], 100), dtype=np.float32))
     with pytest.raises(AmtError, match="audio-test.npy"):
         SpectraDataModule(MiniMusicNet(folder), bins=128).prepare_data()
+
+
+def test_spectra_folder_trains_like_its_windows(tmp_path):
+    windows = write_windows(tmp_path / "w")
+    folder = export_spectra(windows, tmp_path / "spectra", bins=128)
+    assert sorted(f.name for f in folder.iterdir()) == sorted(
+        [f"labels-{s}.npy" for s in SIZES] + [f"spectra-{s}-128.npy" for s in SIZES]
+    )
+    assert np.load(folder / "labels-train.npy").dtype == np.uint8
+    from_windows = SpectraDataModule(MiniMusicNet(windows), bins=128)
+    from_spectra = SpectraDataModule(SpectraFolder(folder), bins=128)
+    for data in (from_windows, from_spectra):
+        data.prepare_data()
+        data.setup("fit")
+    for split in SIZES:
+        assert torch.equal(from_windows.datasets[split].features, from_spectra.datasets[split].features)
+        assert torch.equal(from_windows.datasets[split].labels, from_spectra.datasets[split].labels)
+
+
+def test_spectra_folder_without_the_models_bins_says_so(tmp_path):
+    folder = export_spectra(write_windows(tmp_path / "w"), tmp_path / "spectra", bins=128)
+    data = SpectraDataModule(SpectraFolder(folder), bins=512)
+    with pytest.raises(AmtError, match=r"spectra-train-512\.npy: missing, and there are no windows"):
+        data.setup("fit")
+
+
+def test_spectra_folder_with_mismatched_rows_is_refused(tmp_path):
+    folder = export_spectra(write_windows(tmp_path / "w"), tmp_path / "spectra", bins=128)
+    np.save(folder / "spectra-valid-128.npy", np.zeros((3, 128), dtype=np.float32))
+    with pytest.raises(AmtError, match="valid has 3 spectra for 40 label rows"):
+        SpectraDataModule(SpectraFolder(folder), bins=128).setup("fit")

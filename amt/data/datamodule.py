@@ -7,6 +7,10 @@ and :class:`amt.data.musicnet.MusicNetWindows`. Hydra picks one with ``data=synt
 
 Spectra are cached beside the windows, one file per split and bin count, keyed by the windows
 file they were computed from, and loaded whole into memory (62,500 × 512 float32 = 128 MB).
+
+A *spectra folder* (:func:`export_spectra`, ``amt data spectra``) holds only the cached spectra
+and labels, a few percent of the windows' size, to train on a machine that cannot build the
+corpus (no FluidSynth, no internet): ``data=spectra data.path=DIR``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from amt.audio import spectra
-from amt.data.minimusicnet import SPLITS, load_split
+from amt.data.minimusicnet import SPLITS, load_labels, load_split, split_files
 from amt.errors import AmtError
 from amt.notes import cut_to_label_space
 
@@ -34,6 +38,11 @@ log = logging.getLogger(__name__)
 class WindowsSource(Protocol):
     def prepare(self) -> Path:
         """Build, download or check the windows and return their folder."""
+
+
+def check_bins(bins: int) -> None:
+    if not 1 <= bins <= 2049:
+        raise AmtError(f"data.bins must be in 1..2049 (rfft of 4,096 samples), got {bins}")
 
 
 def spectra_path(windows_dir: Path, split: str, bins: int) -> Path:
@@ -55,25 +64,70 @@ def cached_spectra(windows_dir: Path, split: str, bins: int) -> np.ndarray:
     """
     path = spectra_path(windows_dir, split, bins)
     key_path = path.with_suffix(".json")
+    if not (windows_dir / split_files(split)[0]).is_file():
+        return _exported_spectra(path)
     key = _windows_key(windows_dir, split)
     if path.is_file() and key_path.is_file() and json.loads(key_path.read_text()) == key:
         return np.load(path)
     windows, _ = load_split(windows_dir, split)
     log.info("computing %d-bin spectra of %d %s windows", bins, len(windows), split)
     values = spectra(windows, bins)
-    for target, write in (
-        (path, lambda f: np.save(f, values)),
-        (key_path, lambda f: f.write(json.dumps(key).encode())),
-    ):
-        fd, tmp = tempfile.mkstemp(dir=windows_dir, prefix=f".{target.name}.")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                write(handle)
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    _save_atomically(path, lambda f: np.save(f, values))
+    _save_atomically(key_path, lambda f: f.write(json.dumps(key).encode()))
     return values
+
+
+def _exported_spectra(path: Path) -> np.ndarray:
+    """The spectra of a folder without windows (a spectra folder): nothing to recompute them from."""
+    if not path.is_file():
+        raise AmtError(
+            f"{path}: missing, and there are no windows ({path.parent / 'audio-SPLIT.npy'}) to compute it from"
+        )
+    values = np.load(path, allow_pickle=False)
+    if values.ndim != 2 or values.dtype.kind != "f":
+        raise AmtError(f"{path}: spectra must be a float [N, bins] array, got {values.dtype} {list(values.shape)}")
+    return values
+
+
+def _save_atomically(target: Path, write) -> None:
+    """Write through a temporary file renamed into place, so a killed run never leaves a partial file."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def export_spectra(windows_dir: Path, out: Path, bins: int) -> Path:
+    """Write a spectra folder: each split's ``bins``-bin spectra and its labels (as uint8), no audio.
+
+    For the LSTMs' 128 bins the mini corpus shrinks from 1.4 GB of windows to 53 MB.
+    """
+    check_bins(bins)
+    out.mkdir(parents=True, exist_ok=True)
+    if out.resolve() == windows_dir.resolve():
+        raise AmtError(f"{out}: the spectra folder must not be the windows folder")
+    for split in SPLITS:
+        values = cached_spectra(windows_dir, split, bins)
+        labels = np.asarray(load_labels(windows_dir, split), dtype=np.uint8)
+        _save_atomically(out / split_files(split)[1], lambda f, labels=labels: np.save(f, labels))
+        _save_atomically(spectra_path(out, split, bins), lambda f, values=values: np.save(f, values))
+    return out
+
+
+class SpectraFolder:
+    """Windows source for a spectra folder written by :func:`export_spectra`."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def prepare(self) -> Path:
+        for split in SPLITS:
+            load_labels(self.path, split)
+        return self.path
 
 
 class SpectraDataset(Dataset):
@@ -113,8 +167,7 @@ class SpectraDataModule(L.LightningDataModule):
         super().__init__()
         if batch_size < 1:
             raise AmtError(f"data.batch_size must be positive, got {batch_size}")
-        if not 1 <= bins <= 2049:
-            raise AmtError(f"data.bins must be in 1..2049 (rfft of 4,096 samples), got {bins}")
+        check_bins(bins)
         self.source, self.bins, self.batch_size = source, bins, batch_size
         self.log_compress, self.standardise = log_compress, standardise
         self.num_workers, self.seed = num_workers, seed
@@ -136,8 +189,11 @@ class SpectraDataModule(L.LightningDataModule):
             std = features["train"].std(axis=0) + 1e-6
             features = {split: (values - mean) / std for split, values in features.items()}
         for split in SPLITS:
-            _, labels128 = load_split(self.windows_dir, split)
-            labels, dropped = cut_to_label_space(np.asarray(labels128))
+            labels, dropped = cut_to_label_space(np.asarray(load_labels(self.windows_dir, split)))
+            if len(labels) != len(features[split]):
+                raise AmtError(
+                    f"{self.windows_dir}: {split} has {len(features[split]):,} spectra for {len(labels):,} label rows"
+                )
             if dropped:
                 log.warning("%s: %d active labels outside A0..F7 dropped", split, dropped)
             self.datasets[split] = SpectraDataset(torch.from_numpy(features[split]), torch.from_numpy(labels))

@@ -119,14 +119,22 @@ def load_split(path: Path, split: str, mmap: bool = True) -> tuple[np.ndarray, n
     here (see :data:`EXPECTED_SIZES`).
     """
     audio_file, labels_file = (Path(path) / name for name in split_files(split))
-    audio, labels = _load_npy(audio_file, mmap), _load_npy(labels_file, mmap)
+    audio = _load_npy(audio_file, mmap)
     _check_shape(audio_file, audio, WINDOW_SIZE, "f", "audio")
-    _check_shape(labels_file, labels, MIDI_WIDTH, "biuf", "labels")
+    labels = load_labels(path, split, mmap)
     if len(audio) != len(labels):
         raise AmtError(f"{labels_file}: {len(labels):,} label rows for {len(audio):,} audio windows in {audio_file}")
     _check_audio_values(audio_file, audio)
-    _check_label_values(labels_file, labels)
     return audio, labels
+
+
+def load_labels(path: Path, split: str, mmap: bool = True) -> np.ndarray:
+    """Read and validate the labels ``[N, 128]`` of one split alone (see :func:`load_split`)."""
+    labels_file = Path(path) / split_files(split)[1]
+    labels = _load_npy(labels_file, mmap)
+    _check_shape(labels_file, labels, MIDI_WIDTH, "biuf", "labels")
+    _check_label_values(labels_file, labels)
+    return labels
 
 
 def _warn_about_size(source: str | Path, split: str, windows: int) -> None:
