@@ -11,7 +11,11 @@ steady-state rate (the first steps of every run are warm-up and not timed). Repo
 * optionally (``--reference``) the bare loop with ``nn.Conv1d`` instead of :class:`~amt.models.cnn.SameConv1d`,
 * inference windows/s at batch 1024,
 * what a batch costs to fetch: one tensor gather (the project's ``SpectraDataset``) against 32
-  ``__getitem__`` calls and the default collate.
+  ``__getitem__`` calls and the default collate,
+* transcription speed (``--rtf-minutes``): the real-time factor (audio seconds per wall-clock
+  second) of :func:`~amt.transcribe.transcribe_file` on a synthesised recording, end to end from
+  the wav file to the MIDI file and note csv, with the bundled model, at the report's hop and at
+  a 4× finer one; the model is loaded once before timing, as ``amt transcribe`` does for many files.
 
 Runs alternate between the contenders; each figure is the median over ``--repeats`` runs, next to
 the best run (what an otherwise idle machine gives), since the machines this runs on are shared
@@ -24,19 +28,25 @@ import argparse
 import functools
 import logging
 import statistics
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 
+from amt.audio import SAMPLE_RATE, WINDOW_SIZE, save_wav
 from amt.data.datamodule import SpectraDataset
+from amt.data.render import Track, render_harmonic
 from amt.models.cnn import CNN1Layer, CNNMulti, SameConv1d
 from amt.module import TranscriptionModule
 from amt.notes import NUM_NOTES
+from amt.transcribe import Outputs, TranscribeSettings, load_model, transcribe_file
 
 EPOCH_WINDOWS = 62_500
 """Training windows in one mini-MusicNet epoch."""
@@ -128,6 +138,29 @@ def windows_per_second_inference(model: nn.Module, spectra: torch.Tensor) -> flo
     return batches * INFERENCE_BATCH / (time.perf_counter() - start)
 
 
+def synthetic_recording(path: Path, minutes: float, seed: int = 0) -> float:
+    """A piano-like recording of random three-note chords and a melody; returns its length in seconds."""
+    rng = np.random.default_rng(seed)
+    seconds = minutes * 60
+    onsets = np.arange(0, seconds - 1, 0.25)
+    pitches = rng.integers(48, 84, size=len(onsets))
+    notes = [(t, t + rng.uniform(0.2, 1.0), p, rng.integers(50, 110)) for t, p in zip(onsets, pitches, strict=True)]
+    for t in np.arange(0, seconds - 2, 2.0):
+        root = rng.integers(36, 60)
+        notes += [(t, t + 1.9, root + step, 70) for step in (0, 4, 7)]
+    track = Track(program=0, timbre="piano", notes=np.array(notes, dtype=np.float64))
+    samples = render_harmonic([track], round(seconds * SAMPLE_RATE))
+    save_wav(path, 0.9 * samples / np.abs(samples).max())
+    return seconds
+
+
+def real_time_factor(audio: Path, model: nn.Module, settings: TranscribeSettings, seconds: float) -> float:
+    """Audio seconds transcribed per wall-clock second, wav file in, MIDI file and note csv out."""
+    start = time.perf_counter()
+    transcribe_file(audio, Outputs(audio.with_suffix(".mid")), model, settings)
+    return seconds / (time.perf_counter() - start)
+
+
 class _TorchConv1d(nn.Conv1d):
     """``nn.Conv1d`` on ``[batch, length]``: the reference :class:`SameConv1d` replaces."""
 
@@ -166,6 +199,9 @@ def main(argv: list[str] | None = None) -> None:
         "--train-ap-every", type=int, default=4, help="the Trainer's train AP uses every n-th batch (default 4)"
     )
     parser.add_argument("--reference", action="store_true", help="also time the bare loop with nn.Conv1d")
+    parser.add_argument(
+        "--rtf-minutes", type=float, default=5.0, help="length of the recording transcribed (default 5; 0 skips)"
+    )
     args = parser.parse_args(argv)
     if args.steps <= WARMUP_STEPS:
         parser.error(f"--steps must be more than the {WARMUP_STEPS} warm-up steps")
@@ -198,6 +234,19 @@ def main(argv: list[str] | None = None) -> None:
         },
     )
     inference = timed(args.repeats, {"inference": lambda: windows_per_second_inference(fresh_model(), spectra)})
+    rtf: dict[str, list[float]] = {}
+    if args.rtf_minutes > 0:
+        with tempfile.TemporaryDirectory() as folder:
+            audio = Path(folder) / "recording.wav"
+            seconds = synthetic_recording(audio, args.rtf_minutes)
+            model = load_model()
+            rtf = timed(
+                args.repeats,
+                {
+                    f"hop {hop}": functools.partial(real_time_factor, audio, model, TranscribeSettings(hop=hop), seconds)
+                    for hop in (WINDOW_SIZE, WINDOW_SIZE // 4)
+                },
+            )
 
     print(
         f"amt bench: {args.model}, batch {args.batch_size}, {args.steps} steps a run ({WARMUP_STEPS} warm-up), "
@@ -218,6 +267,11 @@ def main(argv: list[str] | None = None) -> None:
         f"{'batch fetch':<24}{statistics.median(fetch['gather']) * 1e3:>11.3f} ms one gather, "
         f"{statistics.median(fetch['per-item']) * 1e3:.3f} ms {args.batch_size} items + collate"
     )
+    for name, factors in rtf.items():
+        print(
+            f"{'transcribe, ' + name:<24}{statistics.median(factors):>10,.0f}× real time (median; best "
+            f"{max(factors):,.0f}×), {args.rtf_minutes:g}-minute wav → MIDI + csv, bundled model"
+        )
 
 
 if __name__ == "__main__":
