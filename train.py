@@ -56,13 +56,13 @@ def config_name(cfg: DictConfig) -> str:
     return choices.get("experiment") or choices.get("model") or cfg.model._target_.rsplit(".", 1)[-1]
 
 
-def last_epoch_metrics(trainer: L.Trainer) -> dict:
-    """Train/val metrics of the final epoch, as the curves callback recorded them.
+def epoch_history(trainer: L.Trainer) -> list[dict]:
+    """Train/val metrics of every epoch, as the curves callback recorded them.
 
     Read right after fitting: testing the best checkpoint restores callback states from it.
     """
     curves = next((c for c in trainer.callbacks if isinstance(c, TrainingCurves)), None)
-    return dict(curves.history[-1]) if curves and curves.history else {}
+    return [dict(row) for row in curves.history] if curves else []
 
 
 def final_metrics(
@@ -91,9 +91,10 @@ def finish_wandb_run(logger: WandbLogger, metrics: dict) -> None:
     import wandb  # here, so that runs with logger=csv start without loading wandb
 
     run = logger.experiment
-    run.summary.update(metrics)
+    final = {name: value for name, value in metrics.items() if name != "history"}  # the curves are logged already
+    run.summary.update(final)
     if metrics.get("best_checkpoint"):
-        artifact = wandb.Artifact(f"model-{run.id}", type="model", metadata=metrics)
+        artifact = wandb.Artifact(f"model-{run.id}", type="model", metadata=final)
         artifact.add_file(metrics["best_checkpoint"])
         run.log_artifact(artifact, aliases=["best"])
     run.finish()
@@ -101,20 +102,24 @@ def finish_wandb_run(logger: WandbLogger, metrics: dict) -> None:
 
 def train(cfg: DictConfig) -> dict:
     """Fit and test one configuration; returns (and writes) its metrics. Shared with sweep.py."""
+    torch.set_float32_matmul_precision("high")
     L.seed_everything(cfg.seed, workers=True)
     datamodule, module, trainer = build(cfg)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-    last = last_epoch_metrics(trainer)
+    history = epoch_history(trainer)
+    last = history[-1] if history else {}
     test_results = {}
     if cfg.test:
         ckpt = "best" if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path else None
         test_results = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)[0]
     metrics = {
         "config": config_name(cfg),
+        "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
         **final_metrics(trainer, module, last, test_results, time.perf_counter() - start),
+        "history": history,
     }
     run_dir = Path(cfg.paths.run_dir)
     if trainer.is_global_zero:
@@ -128,7 +133,6 @@ def train(cfg: DictConfig) -> dict:
 
 def run(cfg: DictConfig) -> dict:
     """:func:`train`, with a user error reported as one line and exit status 2."""
-    torch.set_float32_matmul_precision("high")
     try:
         return train(cfg)
     except InstantiationException as error:

@@ -243,7 +243,9 @@ def main(argv: list[str] | None = None) -> None:
             rtf = timed(
                 args.repeats,
                 {
-                    f"hop {hop}": functools.partial(real_time_factor, audio, model, TranscribeSettings(hop=hop), seconds)
+                    f"hop {hop}": functools.partial(
+                        real_time_factor, audio, model, TranscribeSettings(hop=hop), seconds
+                    )
                     for hop in (WINDOW_SIZE, WINDOW_SIZE // 4)
                 },
             )

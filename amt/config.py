@@ -1,9 +1,11 @@
-"""Command-line checks that Hydra itself would answer with a multi-line stack of messages."""
+"""Config helpers: command-line checks that Hydra would answer with a stack of messages, and resolvers."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+
+from omegaconf import OmegaConf
 
 from amt.errors import AmtError
 
@@ -25,3 +27,17 @@ def check_group_choices(overrides: Sequence[str], conf_dir: Path = CONF_DIR) -> 
             continue
         options = sorted(str(p.relative_to(group).with_suffix("")) for p in group.rglob("*.yaml"))
         raise AmtError(f"unknown {key} '{value}' (choose from: {', '.join(options)})")
+
+
+def stage_epochs(total: int, stages: int) -> list[int]:
+    """``total`` epochs split into ``stages`` nearly equal stages, the first ones longest: 10, 3 → [4, 3, 3].
+
+    Registered as the resolver ``${amt.stages:TOTAL,STAGES}`` so the staged schedule fills any run
+    length. Every stage gets at least one epoch, so a run shorter than ``stages`` epochs ends early in it.
+    """
+    if stages < 1:
+        raise AmtError(f"a staged schedule needs at least one stage, got {stages}")
+    return [max(1, total // stages + (1 if stage < total % stages else 0)) for stage in range(stages)]
+
+
+OmegaConf.register_new_resolver("amt.stages", stage_epochs, replace=True)

@@ -58,28 +58,3 @@ def test_bad_config_fails_at_start_with_one_line(run_env, overrides, message):
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.strip()]
     assert errors[-1].startswith("amt: error:") and message in errors[-1], result.stderr[-2000:]
-
-
-@pytest.mark.slow
-def test_sweep_runs_one_train_job_per_setting(run_env, tmp_path):
-    sweep_dir = tmp_path / "sweep"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "sweep.py",
-            "-m",
-            "data.preset=tiny",
-            "trainer.max_epochs=1",
-            "logger=csv",
-            "hydra.sweeper.params={model.dropout:'0.0,0.5'}",
-            f"hydra.sweep.dir={sweep_dir}",
-        ],
-        cwd=REPO,
-        env=run_env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    jobs = sorted(sweep_dir.glob("*/metrics.json"))
-    assert len(jobs) == 2 and all(json.loads(p.read_text())["config"] == "cnn_multi" for p in jobs)
