@@ -291,7 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="frame and note metrics over labelled recordings")
     evaluate.add_argument("path", type=Path, help="folder: SPLIT_data/ID.wav + SPLIT_labels/ID.csv, or ID.wav + ID.csv")
     evaluate.add_argument(
-        "--decoder", action="append", choices=("hysteresis", "naive"), help="repeat to compare (default hysteresis)"
+        "--decoder",
+        action="append",
+        choices=("hysteresis", "naive", "onsets"),
+        help="repeat to compare (default hysteresis; onsets for context models)",
     )
     evaluate.add_argument(
         "--predictions", action="append", type=Path, help="folder of note csvs ID.csv from any system (repeatable)"

@@ -275,7 +275,7 @@ def _model_systems(
         all_probabilities.append(frames.probabilities)
         all_rolls.append(roll)
         for name in run.decoders:
-            estimate = decode(name, frames.probabilities, frames.times, run.config)
+            estimate = decode(name, frames.probabilities, frames.times, run.config, frames.onsets)
             counts[name][recording.id] = score(reference, estimate, frames.times)
     ap[POOLED] = average_precision(np.concatenate(all_probabilities), np.concatenate(all_rolls))
     for name in run.decoders:

@@ -36,7 +36,7 @@ from torchmetrics.classification import MultilabelAveragePrecision
 from amt.errors import AmtError
 from amt.notes import NUM_NOTES
 
-Batch = tuple[torch.Tensor, torch.Tensor]
+Batch = tuple[torch.Tensor, torch.Tensor | dict[str, torch.Tensor]]
 REPORT_ADAM = functools.partial(torch.optim.Adam, lr=1e-3)
 """The report's optimiser, the default when a checkpoint is reloaded for inference."""
 
@@ -51,7 +51,8 @@ def average_precision() -> MultilabelAveragePrecision:
 
 
 class TranscriptionModule(L.LightningModule):
-    """Trains, validates and tests a model mapping ``[batch, bins]`` spectra to ``[batch, 81]`` note logits.
+    """Trains, validates and tests a model mapping ``[batch, bins]`` spectra to ``[batch, 81]`` note logits,
+    or (context models) ``[batch, frames, bins]`` excerpts to a dict of ``[batch, frames, 81]`` head logits.
 
     ``optimizer`` and ``scheduler`` are factories (Hydra ``_partial_: true``): ``optimizer(params)``
     and ``scheduler(optimizer)``; schedulers step once per epoch, and ``ReduceLROnPlateau`` watches
@@ -97,14 +98,20 @@ class TranscriptionModule(L.LightningModule):
         return self.model(spectra)
 
     def _step(self, batch: Batch, ap: Metric | None, mean_loss: Metric) -> torch.Tensor:
-        spectra, labels = batch
-        logits = self.model(spectra)
-        loss = self.criterion(logits, labels) + self.model.auxiliary_loss()
+        spectra, targets = batch
+        outputs = self.model(spectra)
+        # Window models return frame logits; context models a dict of heads ({"frame", "onset"}),
+        # each with a target of the same name. Every head's loss counts; AP scores the frames.
+        heads = outputs if isinstance(outputs, dict) else {"frame": outputs}
+        targets = targets if isinstance(targets, dict) else {"frame": targets}
+        loss = sum(self.criterion(logits, targets[name]) for name, logits in heads.items())
+        loss = loss + self.model.auxiliary_loss()
+        frames, labels = heads["frame"].reshape(-1, NUM_NOTES), targets["frame"].reshape(-1, NUM_NOTES)
         if ap is not None:
             # Probabilities, not logits: the metric applies a sigmoid only to batches with values
             # outside [0, 1], and AP ranks predictions across batches, so all must be on one scale.
-            ap.update(logits.detach().sigmoid(), labels.int())
-        # The batch's mean once per window, so batches weigh by size: MeanMetric's own weight argument
+            ap.update(frames.detach().sigmoid(), labels.int())
+        # The batch's mean once per frame, so batches weigh by size: MeanMetric's own weight argument
         # is ignored under nan_strategy="disable" (torchmetrics 1.9).
         mean_loss.update(loss.detach().expand(len(labels)))
         return loss

@@ -30,7 +30,7 @@ import torch
 from rich.progress import Progress
 from torch import nn
 
-from amt.audio import SAMPLE_RATE, WINDOW_SIZE, cut_windows, load_audio, peak_normalise, sequential_centres, spectra
+from amt.audio import SAMPLE_RATE, WINDOW_SIZE, load_audio, peak_normalise, sequential_centres, spectra, windows_around
 from amt.errors import AmtError
 from amt.notes import (
     DECODERS,
@@ -49,6 +49,10 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "default.ckpt
 
 CHUNK_WINDOWS = 8_192
 """Windows cut, transformed and classified at a time (≈ 134 MB of float32 windows)."""
+SEQUENCE_CHUNK = 2_048
+"""Frames a context model transcribes at a time (47 s at a hop of 1,024)."""
+SEQUENCE_CONTEXT = 128
+"""Frames of context a chunk sees on either side (3 s at a hop of 1,024)."""
 
 
 # --- the model -----------------------------------------------------------------------------------
@@ -169,10 +173,12 @@ def resolve_device(name: str) -> torch.device:
 
 @dataclass(frozen=True)
 class Frames:
-    """A model's view of one recording: window centres (samples) and note probabilities ``[T, 81]``."""
+    """A model's view of one recording: frame centres (samples), note probabilities ``[T, 81]`` and,
+    from a context model, onset probabilities ``[T, 81]``."""
 
     centres: np.ndarray
     probabilities: np.ndarray
+    onsets: np.ndarray | None = None
 
     @property
     def times(self) -> np.ndarray:
@@ -187,18 +193,8 @@ def _classify(model: nn.Module, features: np.ndarray, batch_size: int, device: t
         logits = model(batch)
         if logits.shape != (len(batch), NUM_NOTES):
             raise AmtError(f"the model returned shape {tuple(logits.shape)}, expected [batch, {NUM_NOTES}]")
-        if not torch.isfinite(logits).all():
-            raise AmtError("the model returned NaN or infinite logits (are its weights broken?)")
-        out[start : start + len(batch)] = torch.sigmoid(logits.float()).cpu().numpy()
+        out[start : start + len(batch)] = _finite_probabilities(logits)
     return out
-
-
-def _windows_around(samples: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """:func:`cut_windows` of one chunk, reading only the stretch of the recording the chunk covers
-    (``cut_windows`` pads the array it gets, which for a whole hour would be a 635 MB copy per chunk)."""
-    start = max(int(centres[0]) - WINDOW_SIZE // 2, 0)
-    stretch = samples[start : int(centres[-1]) + WINDOW_SIZE // 2]
-    return cut_windows(stretch, centres - start)
 
 
 def frame_probabilities(
@@ -217,6 +213,8 @@ def frame_probabilities(
     if hop < 1 or batch_size < 1:
         raise AmtError(f"hop and batch size must be positive, got hop={hop}, batch size={batch_size}")
     device = torch.device(device)
+    if getattr(model, "sequence", False):
+        return sequence_probabilities(samples, model, device, progress, description)
     centres = sequential_centres(len(samples), hop)
     probabilities = np.empty((len(centres), NUM_NOTES), dtype=np.float32)
     task = progress.add_task(description, total=len(centres)) if progress is not None else None
@@ -224,13 +222,53 @@ def frame_probabilities(
     with torch.inference_mode():
         for start in range(0, len(centres), CHUNK_WINDOWS):
             chunk = centres[start : start + CHUNK_WINDOWS]
-            features = spectra(peak_normalise(_windows_around(samples, chunk)), model.bins)
+            features = spectra(peak_normalise(windows_around(samples, chunk)), model.bins)
             probabilities[start : start + len(chunk)] = _classify(model, features, batch_size, device)
             if task is not None:
                 progress.advance(task, len(chunk))
     if task is not None:
         progress.remove_task(task)
     return Frames(centres, probabilities)
+
+
+def _finite_probabilities(logits: torch.Tensor) -> np.ndarray:
+    if not torch.isfinite(logits).all():
+        raise AmtError("the model returned NaN or infinite logits (are its weights broken?)")
+    return torch.sigmoid(logits.float()).cpu().numpy()
+
+
+def sequence_probabilities(
+    samples: np.ndarray,
+    model: nn.Module,
+    device: str | torch.device = "cpu",
+    progress: Progress | None = None,
+    description: str = "transcribing",
+) -> Frames:
+    """Frame and onset probabilities of a context model over a whole recording, at the model's own hop.
+
+    The spectrogram (:mod:`amt.features`, 0.7 KB a frame: 110 MB for an hour) is run through the
+    model :data:`SEQUENCE_CHUNK` frames at a time, each chunk seeing :data:`SEQUENCE_CONTEXT`
+    frames of context on either side, so memory stays bounded and chunk edges are not heard as edges.
+    """
+    from amt.features import frame_centres, log_frequency_spectrogram
+
+    features = log_frequency_spectrogram(samples, model.hop)
+    frames, onsets = (np.empty((len(features), NUM_NOTES), dtype=np.float32) for _ in range(2))
+    task = progress.add_task(description, total=len(features)) if progress is not None else None
+    model = model.to(device).eval()
+    with torch.inference_mode():
+        for start in range(0, len(features), SEQUENCE_CHUNK):
+            stop = min(start + SEQUENCE_CHUNK, len(features))
+            first, last = max(0, start - SEQUENCE_CONTEXT), min(len(features), stop + SEQUENCE_CONTEXT)
+            outputs = model(torch.from_numpy(features[first:last]).to(device).unsqueeze(0))
+            keep = slice(start - first, stop - first)
+            frames[start:stop] = _finite_probabilities(outputs["frame"][0, keep])
+            onsets[start:stop] = _finite_probabilities(outputs["onset"][0, keep])
+            if task is not None:
+                progress.advance(task, stop - start)
+    if task is not None:
+        progress.remove_task(task)
+    return Frames(frame_centres(len(samples), model.hop), frames, onsets)
 
 
 # --- files ---------------------------------------------------------------------------------------
@@ -294,8 +332,6 @@ class TranscribeSettings:
             raise AmtError(f"hop and batch size must be positive, got {self.hop} and {self.batch_size}")
         if self.decoder not in DECODERS:
             raise AmtError(f"unknown decoder '{self.decoder}' (choose from: {', '.join(DECODERS)})")
-        if self.decoder == "onsets":
-            raise AmtError("the onsets decoder needs onset probabilities, and frame models give none")
 
 
 @dataclass(frozen=True)
@@ -326,7 +362,7 @@ def transcribe_file(
         frames = frame_probabilities(
             load_audio(audio), model, settings.hop, settings.batch_size, settings.device, progress, audio.name
         )
-        events = decode(settings.decoder, frames.probabilities, frames.times, settings.decoder_config)
+        events = decode(settings.decoder, frames.probabilities, frames.times, settings.decoder_config, frames.onsets)
         write_midi(events, outputs.midi)
         write_note_csv(events, outputs.csv)
         if settings.plot:

@@ -1,0 +1,234 @@
+"""Sequences for the context models: whole-recording spectrograms, cropped, with per-frame targets.
+
+This branches off the data path at the recordings (MusicNet layout: ``ROOT/{split}_data/ID.wav``,
+``ROOT/{split}_labels/ID.csv``; the default corpus, MusicNet itself or any such folder). Each
+recording's :func:`amt.features.log_frequency_spectrogram` is cached once as
+``ROOT/features-h{hop}/ID.npy`` (float16) with a json key (the wav's size and time, hop, bands),
+so a changed recording or hop is recomputed. Targets are made from the csv on loading:
+
+* ``frame`` ``[T, 81]``: the note sounds at the frame's centre (the windows' label rule),
+* ``onset`` ``[T, 81]``: the note starts inside the frame's interval ``[c - hop/2, c + hop/2)``.
+
+Training draws random crops of ``crop_frames`` frames (recordings chosen in proportion to their
+length, so an epoch is about one pass over the training frames); validation and test cover every
+frame of every recording with fixed tiles (the last one aligned to the recording's end), so their
+numbers are deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from rich.progress import Progress
+from torch.utils.data import DataLoader, Dataset
+
+from amt.audio import WINDOW_SIZE, load_audio
+from amt.data.augment import SpectrogramAugment
+from amt.data.minimusicnet import SPLITS
+from amt.data.musicnet import Recording, find_recordings
+from amt.errors import AmtError
+from amt.features import BANDS, log_frequency_spectrogram
+from amt.notes import LOWEST_MIDI, NUM_NOTES, cut_to_label_space, read_musicnet_csv, sounding_at, write_atomically
+
+log = logging.getLogger(__name__)
+
+FEATURE_VERSION = 1
+"""Part of the cache key: bump when :mod:`amt.features` changes what it computes."""
+
+
+def frame_targets(csv: Path, frames: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
+    """``frame`` and ``onset`` targets ``[frames, 81]`` float32 of one recording, from its MusicNet csv.
+
+    Frame ``i`` is centred on sample ``i · hop + 2,048``, as :func:`amt.features.frame_centres` puts it.
+    """
+    labels = read_musicnet_csv(csv)
+    centres = np.arange(frames, dtype=np.int64) * hop + WINDOW_SIZE // 2
+    frames, _ = cut_to_label_space(sounding_at(labels, centres))
+    onsets = np.zeros_like(frames)
+    inside = (labels.note >= LOWEST_MIDI) & (labels.note < LOWEST_MIDI + NUM_NOTES)
+    first_edge = int(centres[0]) - hop // 2
+    index = np.clip((labels.start[inside] - first_edge) // hop, 0, len(centres) - 1)
+    onsets[index, labels.note[inside] - LOWEST_MIDI] = 1
+    return frames, onsets
+
+
+def _key(wav: Path, hop: int) -> dict:
+    stat = wav.stat()
+    return {
+        "wav": wav.name,
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "hop": hop,
+        "bands": BANDS,
+        "version": FEATURE_VERSION,
+    }
+
+
+def cached_features(recording: Recording, cache_dir: Path, hop: int) -> np.ndarray:
+    """The recording's spectrogram ``[T, BANDS]`` float16, computed once and cached (atomically)."""
+    path = cache_dir / f"{recording.id}.npy"
+    key_path = path.with_suffix(".json")
+    key = _key(recording.wav, hop)
+    if path.is_file() and key_path.is_file() and json.loads(key_path.read_text()) == key:
+        return np.load(path)
+    features = log_frequency_spectrogram(load_audio(recording.wav), hop).astype(np.float16)
+    write_atomically(path, ".npy", lambda tmp: np.save(tmp, features))
+    write_atomically(key_path, ".json", lambda tmp: Path(tmp).write_text(json.dumps(key)))
+    return features
+
+
+@dataclass
+class SequenceRecording:
+    """One recording's features and targets as tensors."""
+
+    id: str
+    features: torch.Tensor  # [T, BANDS] float32
+    frame: torch.Tensor  # [T, 81] float32
+    onset: torch.Tensor  # [T, 81] float32
+
+    def crop(self, start: int, length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Frames ``start .. start+length``, zero-padded past the end (recordings shorter than a crop)."""
+        parts = [self.features, self.frame, self.onset]
+        crops = [part[start : start + length] for part in parts]
+        missing = length - len(crops[0])
+        if missing > 0:
+            crops = [torch.cat([c, c.new_zeros(missing, c.shape[1])]) for c in crops]
+        return crops[0], crops[1], crops[2]
+
+
+def load_recording(recording: Recording, cache_dir: Path, hop: int) -> SequenceRecording:
+    features = cached_features(recording, cache_dir, hop)
+    frame, onset = frame_targets(recording.csv, len(features), hop)
+    return SequenceRecording(
+        recording.id, torch.from_numpy(features.astype(np.float32)), torch.from_numpy(frame), torch.from_numpy(onset)
+    )
+
+
+Item = tuple[torch.Tensor, dict[str, torch.Tensor]]
+
+
+class RandomCrops(Dataset):
+    """``crops`` random crops a pass; recordings drawn in proportion to their length.
+
+    Positions come from torch's global generator (seeded by ``L.seed_everything``, per worker when
+    loading in workers). With an :class:`SpectrogramAugment`, each crop is augmented; mixing draws a
+    second crop.
+    """
+
+    def __init__(
+        self,
+        recordings: Sequence[SequenceRecording],
+        crop_frames: int,
+        crops: int,
+        augment: SpectrogramAugment | None = None,
+    ):
+        self.recordings, self.crop_frames, self.crops, self.augment = list(recordings), crop_frames, crops, augment
+        self.weights = torch.tensor([float(len(r.features)) for r in self.recordings])
+
+    def __len__(self) -> int:
+        return self.crops
+
+    def _random_crop(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        recording = self.recordings[int(torch.multinomial(self.weights, 1))]
+        start = int(torch.randint(0, max(1, len(recording.features) - self.crop_frames + 1), ()))
+        return recording.crop(start, self.crop_frames)
+
+    def __getitem__(self, index: int) -> Item:
+        features, frame, onset = self._random_crop()
+        if self.augment is not None:
+            features, frame, onset = self.augment(features, frame, onset, self._random_crop)
+        return features, {"frame": frame, "onset": onset}
+
+
+class Tiles(Dataset):
+    """Every frame of every recording, in tiles of ``crop_frames`` (the last aligned to the end)."""
+
+    def __init__(self, recordings: Sequence[SequenceRecording], crop_frames: int):
+        self.recordings, self.crop_frames = list(recordings), crop_frames
+        self.tiles = []
+        for index, recording in enumerate(self.recordings):
+            length = len(recording.features)
+            starts = list(range(0, max(1, length - crop_frames + 1), crop_frames))
+            if length > crop_frames and starts[-1] + crop_frames < length:
+                starts.append(length - crop_frames)
+            self.tiles += [(index, start) for start in starts]
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+    def __getitem__(self, index: int) -> Item:
+        recording, start = self.tiles[index]
+        features, frame, onset = self.recordings[recording].crop(start, self.crop_frames)
+        return features, {"frame": frame, "onset": onset}
+
+
+class SequenceDataModule(L.LightningDataModule):
+    """Crops ``[batch, crop_frames, BANDS]`` with targets ``{"frame", "onset"}: [batch, crop_frames, 81]``.
+
+    ``recordings`` is a MusicNet-layout folder with ``train``, ``valid`` and ``test`` splits;
+    ``corpus`` (optional) is built first (the offline corpus, ``data=sequences``).
+    """
+
+    def __init__(
+        self,
+        recordings: str | Path,
+        corpus=None,
+        hop: int = 1024,
+        crop_frames: int = 256,
+        batch_size: int = 8,
+        crops_per_epoch: int | None = None,
+        augment: SpectrogramAugment | None = None,
+        num_workers: int = 0,
+    ):
+        super().__init__()
+        if hop < 1 or crop_frames < 1 or batch_size < 1:
+            raise AmtError(f"hop, crop_frames and batch_size must be positive, got {hop}, {crop_frames}, {batch_size}")
+        self.root, self.corpus, self.hop = Path(recordings), corpus, hop
+        self.crop_frames, self.batch_size, self.crops_per_epoch = crop_frames, batch_size, crops_per_epoch
+        self.augment, self.num_workers = augment, num_workers
+        self.bins = BANDS
+        self.splits: dict[str, list[SequenceRecording]] = {}
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / f"features-h{self.hop}"
+
+    def prepare_data(self) -> None:
+        """Build the corpus (when given) and cache every recording's spectrogram, with a progress bar."""
+        if self.corpus is not None:
+            self.corpus.prepare()
+        recordings = [r for split in SPLITS for r in find_recordings(self.root, split)]
+        with Progress(transient=True) as progress:
+            for recording in progress.track(recordings, description=f"spectrograms (hop {self.hop})"):
+                cached_features(recording, self.cache_dir, self.hop)
+
+    def setup(self, stage: str | None = None) -> None:
+        if not self.splits:
+            self.splits = {
+                split: [load_recording(r, self.cache_dir, self.hop) for r in find_recordings(self.root, split)]
+                for split in SPLITS
+            }
+            frames = {split: sum(len(r.features) for r in recs) for split, recs in self.splits.items()}
+            log.info("sequence frames (hop %d): %s", self.hop, frames)
+
+    def train_dataloader(self) -> DataLoader:
+        recordings = self.splits["train"]
+        crops = self.crops_per_epoch or max(1, sum(len(r.features) for r in recordings) // self.crop_frames)
+        dataset = RandomCrops(recordings, self.crop_frames, crops, self.augment)
+        return DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers)
+
+    def _tiles(self, split: str) -> DataLoader:
+        return DataLoader(Tiles(self.splits[split], self.crop_frames), batch_size=self.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._tiles("valid")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._tiles("test")

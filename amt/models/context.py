@@ -1,0 +1,116 @@
+"""Context models: a spectrogram excerpt ``[batch, frames, bands]`` → onset and frame logits per frame.
+
+The report's future work: hear a note's attack and its sustain across adjacent frames instead of
+one 93 ms window. In the spirit of Onsets and Frames (Hawthorne et al. 2018), scaled for a CPU:
+
+* a per-frame **acoustic encoder**: three 3×3 convolutions over (time, log-frequency) with batch
+  norm, pooling over frequency, then a linear layer to ``features`` units per frame;
+* a **temporal model** across frames: a bidirectional GRU (``temporal: gru``), or a stack of
+  dilated residual 1-D convolutions (``temporal: tcn``, receptive field ±(2^levels − 1) frames),
+  which is faster on a CPU;
+* two **heads**: onsets, and frames from the temporal features plus the (detached) onset
+  probabilities, so that a note's sustain is tied to its attack.
+
+``forward`` returns ``{"onset": logits, "frame": logits}``, each ``[batch, frames, 81]``; the
+LightningModule sums the heads' losses and scores AP on ``frame``. ``hop`` is the feature hop the
+model was trained with (:mod:`amt.features`), so a checkpoint says how to transcribe with it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from amt.errors import AmtError
+from amt.features import BANDS
+from amt.models.base import TranscriptionModel, require_dropout, require_positive
+from amt.notes import NUM_NOTES
+
+
+class AcousticEncoder(nn.Module):
+    """``[B, T, bands]`` → ``[B, T, features]``: convolutions over time and frequency, per-frame projection."""
+
+    def __init__(self, bands: int, channels: int, features: int, dropout: float):
+        super().__init__()
+
+        def block(inputs: int, outputs: int) -> list[nn.Module]:
+            return [nn.Conv2d(inputs, outputs, 3, padding=1, bias=False), nn.BatchNorm2d(outputs), nn.ReLU()]
+
+        self.convs = nn.Sequential(
+            *block(1, channels),
+            *block(channels, channels),
+            nn.MaxPool2d((1, 2)),
+            *block(channels, 2 * channels),
+            nn.MaxPool2d((1, 2)),
+            nn.Dropout(dropout),
+        )
+        self.project = nn.Sequential(nn.Linear(2 * channels * (bands // 4), features), nn.ReLU(), nn.Dropout(dropout))
+
+    def forward(self, spectrogram: torch.Tensor) -> torch.Tensor:
+        x = self.convs(spectrogram.unsqueeze(1))  # [B, C, T, bands/4]
+        return self.project(x.permute(0, 2, 1, 3).flatten(2))
+
+
+class TemporalConvolution(nn.Module):
+    """Residual blocks of non-causal dilated 1-D convolutions (dilations 1, 2, 4, …) across frames."""
+
+    def __init__(self, width: int, levels: int, dropout: float):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv1d(width, width, 3, padding=2**level, dilation=2**level),
+                nn.BatchNorm1d(width),
+                nn.ReLU(),
+                nn.Dropout(dropout),
+            )
+            for level in range(levels)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.transpose(1, 2)  # [B, width, T]
+        for block in self.blocks:
+            x = x + block(x)
+        return x.transpose(1, 2)
+
+
+class ContextTranscriber(TranscriptionModel):
+    sequence = True
+    """Marks a model that takes ``[batch, frames, bands]`` excerpts (see :mod:`amt.transcribe`)."""
+
+    def __init__(
+        self,
+        bins: int = BANDS,
+        hop: int = 1024,
+        channels: int = 16,
+        features: int = 192,
+        temporal: str = "gru",
+        hidden: int = 96,
+        levels: int = 5,
+        dropout: float = 0.1,
+    ):
+        super().__init__(bins)
+        for name, value in (("hop", hop), ("channels", channels), ("features", features), ("hidden", hidden)):
+            require_positive(name, value)
+        require_dropout("dropout", dropout)
+        if bins != BANDS:
+            raise AmtError(f"model.bins must be {BANDS} (the log-frequency bands of amt.features), got {bins}")
+        self.hop, self.temporal_kind = hop, temporal
+        self.encoder = AcousticEncoder(bins, channels, features, dropout)
+        if temporal == "gru":
+            self.temporal = nn.GRU(features, hidden, batch_first=True, bidirectional=True)
+            width = 2 * hidden
+        elif temporal == "tcn":
+            require_positive("levels", levels)
+            self.temporal = TemporalConvolution(features, levels, dropout)
+            width = features
+        else:
+            raise AmtError(f"model.temporal must be gru or tcn, got {temporal!r}")
+        self.onset_head = nn.Linear(width, NUM_NOTES)
+        self.frame_head = nn.Sequential(nn.Linear(width + NUM_NOTES, width), nn.ReLU(), nn.Linear(width, NUM_NOTES))
+
+    def forward(self, spectrogram: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = self.encoder(spectrogram)
+        x = self.temporal(x)[0] if isinstance(self.temporal, nn.GRU) else self.temporal(x)
+        onset = self.onset_head(x)
+        frame = self.frame_head(torch.cat([x, torch.sigmoid(onset).detach()], dim=-1))
+        return {"onset": onset, "frame": frame}

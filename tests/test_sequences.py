@@ -1,0 +1,212 @@
+"""The context models' data path: log-frequency features, per-frame targets, crops, augmentation, models."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from amt.audio import SAMPLE_RATE, WINDOW_SIZE, save_wav, sequential_centres
+from amt.data.augment import SpectrogramAugment
+from amt.data.musicnet import Recording
+from amt.data.sequences import RandomCrops, SequenceDataModule, Tiles, cached_features, frame_targets, load_recording
+from amt.errors import AmtError
+from amt.features import BANDS, filterbank, log_frequency_spectrogram
+from amt.models.context import ContextTranscriber
+from amt.module import TranscriptionModule
+from amt.notes import MusicNetLabels, write_musicnet_csv
+
+HOP = 1024
+
+
+def tone(midi: float, seconds: float, amplitude: float = 0.5) -> np.ndarray:
+    t = np.arange(round(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return (amplitude * np.sin(2 * np.pi * 440 * 2 ** ((midi - 69) / 12) * t)).astype(np.float32)
+
+
+def test_filterbank_bands_are_weighted_means():
+    weights = filterbank()
+    assert weights.shape == (WINDOW_SIZE // 2 + 1, BANDS)
+    np.testing.assert_allclose(weights.sum(axis=0), 1.0, rtol=1e-5)
+    assert (weights > 0).sum(axis=0).min() >= 1
+
+
+@pytest.mark.parametrize("midi", [33, 45, 60, 81, 100])
+def test_a_tone_peaks_in_the_two_bands_around_its_pitch(midi):
+    features = log_frequency_spectrogram(tone(midi, 1.0))
+    assert features.shape == (len(sequential_centres(SAMPLE_RATE, HOP)), BANDS)
+    peak = int(np.median(features.argmax(axis=1)))
+    assert peak in (2 * (midi - 21), 2 * (midi - 21) + 1)
+
+
+def test_features_do_not_depend_on_the_recordings_level_and_silence_is_zero():
+    np.testing.assert_allclose(
+        log_frequency_spectrogram(tone(60, 0.5)), log_frequency_spectrogram(tone(60, 0.5, 0.05)), atol=1e-4
+    )
+    assert not log_frequency_spectrogram(np.zeros(SAMPLE_RATE, dtype=np.float32)).any()
+
+
+def write_recording(root, split, rid, notes, seconds=3.0):
+    """A MusicNet-layout recording of sine tones: ``notes`` rows (start s, end s, MIDI pitch)."""
+    samples = np.zeros(round(seconds * SAMPLE_RATE), dtype=np.float32)
+    for start, end, pitch in notes:
+        a, b = round(start * SAMPLE_RATE), round(end * SAMPLE_RATE)
+        samples[a:b] += tone(pitch, (b - a) / SAMPLE_RATE, 0.3)
+    save_wav(root / f"{split}_data" / f"{rid}.wav", samples)
+    rows = np.array([(round(s * SAMPLE_RATE), round(e * SAMPLE_RATE), p) for s, e, p in notes], dtype=np.int64)
+    labels = MusicNetLabels(
+        start=rows[:, 0],
+        end=rows[:, 1],
+        instrument=np.ones(len(rows), dtype=np.int64),
+        note=rows[:, 2],
+        start_beat=np.zeros(len(rows)),
+        end_beat=np.zeros(len(rows)),
+        note_value=[""] * len(rows),
+    )
+    csv = root / f"{split}_labels" / f"{rid}.csv"
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    write_musicnet_csv(csv, labels)
+    return Recording(rid, root / f"{split}_data" / f"{rid}.wav", csv)
+
+
+def test_frame_targets_follow_the_window_rule_and_onsets_fall_in_their_frame(tmp_path):
+    recording = write_recording(tmp_path, "train", "1", [(0.5, 1.0, 60), (2.0, 2.5, 200 - 100)])
+    frames, onsets = frame_targets(recording.csv, frames=130, hop=HOP)
+    centres = np.arange(130) * HOP + WINDOW_SIZE // 2
+    start, end = round(0.5 * SAMPLE_RATE), round(1.0 * SAMPLE_RATE)
+    np.testing.assert_array_equal(frames[:, 60 - 21], ((centres >= start) & (centres < end)).astype(np.float32))
+    onset_frame = int(np.flatnonzero(onsets[:, 60 - 21])[0])
+    assert centres[onset_frame] - HOP // 2 <= start < centres[onset_frame] + HOP // 2
+    assert onsets.sum() == 2 and onsets[:, 100 - 21].sum() == 1
+
+
+def test_features_are_cached_and_recomputed_when_the_recording_changes(tmp_path):
+    recording = write_recording(tmp_path, "train", "1", [(0.2, 1.0, 60)])
+    first = cached_features(recording, tmp_path / "cache", HOP)
+    assert first.dtype == np.float16 and json.loads((tmp_path / "cache" / "1.json").read_text())["hop"] == HOP
+    os.utime(tmp_path / "cache" / "1.npy", (0, 0))
+    assert np.array_equal(cached_features(recording, tmp_path / "cache", HOP), first)
+    write_recording(tmp_path, "train", "1", [(0.2, 1.0, 72)])
+    second = cached_features(recording, tmp_path / "cache", HOP)
+    assert not np.array_equal(second, first)
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 3), ("valid", 1), ("test", 1)):
+        for index in range(count):
+            notes = [
+                (s, s + 0.4, int(p)) for s, p in zip(np.arange(0.1, 2.5, 0.5), rng.integers(48, 80, 5), strict=True)
+            ]
+            write_recording(tmp_path, split, f"{split}{index}", notes)
+    return tmp_path
+
+
+def test_the_datamodule_gives_crops_with_frame_and_onset_targets(corpus):
+    data = SequenceDataModule(corpus, hop=HOP, crop_frames=64, batch_size=4)
+    data.prepare_data()
+    data.setup("fit")
+    features, targets = next(iter(data.train_dataloader()))
+    assert features.shape == (4, 64, BANDS) and data.bins == BANDS
+    assert targets["frame"].shape == targets["onset"].shape == (4, 64, 81)
+    frames = sum(len(r.features) for r in data.splits["valid"])
+    covered = torch.zeros(frames, dtype=torch.bool)
+    for recording, start in Tiles(data.splits["valid"], 64).tiles:
+        covered[start : start + 64] = True
+    assert covered.all()
+    assert len(data.train_dataloader().dataset) == sum(len(r.features) for r in data.splits["train"]) // 64
+
+
+def test_recordings_shorter_than_a_crop_are_padded(corpus):
+    recording = load_recording(
+        Recording("train0", corpus / "train_data/train0.wav", corpus / "train_labels/train0.csv"), corpus / "cache", HOP
+    )
+    features, frames, _ = RandomCrops([recording], crop_frames=500, crops=1)._random_crop()
+    assert features.shape == (500, BANDS) and not features[len(recording.features) :].any()
+    assert not frames[len(recording.features) :].any()
+
+
+NO_AUGMENTATION = dict(gain_db=0, eq_db=0, reverb=0, noise=0, pitch_shift=0, mix=0)
+
+
+def test_augmentation_switched_off_changes_nothing():
+    features = torch.rand(32, BANDS) * 3
+    frame, onset = (torch.rand(32, 81) < 0.1).float(), (torch.rand(32, 81) < 0.02).float()
+    out = SpectrogramAugment(**NO_AUGMENTATION)(features, frame, onset)
+    torch.testing.assert_close(out[0], features, rtol=1e-5, atol=1e-5)
+    assert torch.equal(out[1], frame) and torch.equal(out[2], onset)
+
+
+def test_pitch_shift_moves_bands_and_targets_together():
+    features = torch.from_numpy(log_frequency_spectrogram(tone(60, 0.5)))
+    frame = torch.zeros(len(features), 81)
+    frame[:, 60 - 21] = 1
+    augment = SpectrogramAugment(**{**NO_AUGMENTATION, "pitch_shift": 2})
+    shifts = set()
+    for seed in range(20):
+        torch.manual_seed(seed)
+        shifted, shifted_frame, _ = augment(features, frame, frame)
+        semitones = int(shifted_frame[0].argmax()) - (60 - 21)
+        assert int(shifted[5].argmax()) - int(features[5].argmax()) == 2 * semitones
+        shifts.add(semitones)
+    assert shifts == {-2, -1, 0, 1, 2}
+
+
+def test_mixing_unites_targets_and_reverb_extends_notes_in_time():
+    features = torch.zeros(40, BANDS)
+    features[5:10, 50] = 3.0
+    frame = torch.zeros(40, 81)
+    other = (torch.zeros(40, BANDS), torch.ones(40, 81), torch.zeros(40, 81))
+    mixed = SpectrogramAugment(**{**NO_AUGMENTATION, "mix": 1.0})(features, frame, frame, lambda: other)
+    assert mixed[1].all()
+    reverberant = SpectrogramAugment(**{**NO_AUGMENTATION, "reverb": 1.0})(features, frame, frame)[0]
+    assert reverberant[12:20, 50].min() > 0 and not reverberant[:5].any()
+
+
+def test_bad_augmentation_settings_are_refused():
+    with pytest.raises(AmtError, match="augment.noise"):
+        SpectrogramAugment(noise=1.5)
+
+
+@pytest.mark.parametrize("temporal", ["gru", "tcn"])
+def test_context_models_give_onset_and_frame_logits_per_frame(temporal):
+    model = ContextTranscriber(temporal=temporal, channels=4, features=32, hidden=16, levels=3)
+    out = model(torch.randn(2, 50, BANDS))
+    assert set(out) == {"onset", "frame"} and out["frame"].shape == out["onset"].shape == (2, 50, 81)
+
+
+def test_the_tcn_hears_exactly_its_receptive_field():
+    torch.manual_seed(0)
+    model = ContextTranscriber(temporal="tcn", channels=4, features=16, levels=3).eval()
+    x = torch.randn(1, 60, BANDS)
+    changed = x.clone()
+    changed[0, 45] += 5.0
+    difference = (model(x)["frame"] - model(changed)["frame"]).abs().sum(dim=-1)[0]
+    # 3×3 encoder convolutions (±3 frames) and dilations 1, 2, 4 (±7): frames 35..55 move, none else
+    assert difference[35:56].min() > 0 and difference[:35].max() == 0 and difference[56:].max() == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"), [({"bins": 128}, "bins must be 176"), ({"temporal": "rnn"}, "gru or tcn")]
+)
+def test_bad_context_model_settings_are_refused(kwargs, message):
+    with pytest.raises(AmtError, match=message):
+        ContextTranscriber(**kwargs)
+
+
+def test_the_module_sums_the_heads_losses_and_scores_the_frames():
+    torch.manual_seed(0)
+    model = ContextTranscriber(temporal="tcn", channels=4, features=16, levels=2)
+    module = TranscriptionModule(model)
+    features = torch.randn(2, 20, BANDS)
+    targets = {"frame": (torch.rand(2, 20, 81) < 0.1).float(), "onset": (torch.rand(2, 20, 81) < 0.05).float()}
+    loss = module._step((features, targets), module.val_ap, module.val_loss)
+    model.eval()
+    module.eval()
+    out = model(features)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    expected = bce(out["frame"], targets["frame"]) + bce(out["onset"], targets["onset"])
+    torch.testing.assert_close(module._step((features, targets), None, module.test_loss), expected)
+    assert loss.ndim == 0 and module.val_ap.update_count == 1
