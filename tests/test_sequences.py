@@ -113,7 +113,7 @@ def test_the_datamodule_gives_crops_with_frame_and_onset_targets(corpus):
     assert targets["frame"].shape == targets["onset"].shape == (4, 64, 81)
     frames = sum(len(r.features) for r in data.splits["valid"])
     covered = torch.zeros(frames, dtype=torch.bool)
-    for recording, start in Tiles(data.splits["valid"], 64).tiles:
+    for _, start in Tiles(data.splits["valid"], 64).tiles:
         covered[start : start + 64] = True
     assert covered.all()
     assert len(data.train_dataloader().dataset) == sum(len(r.features) for r in data.splits["train"]) // 64
