@@ -7,7 +7,7 @@ PRESET  ?= mini
 ARGS    ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps data train test test-fast lint bench clean
+.PHONY: help install system-deps data train test test-fast lint bench basic-pitch compare clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -48,11 +48,25 @@ test-fast: $(STAMP)  ## the fast tests only
 	$(PY) -m pytest $(ARGS)
 
 lint: $(STAMP)  ## ruff
-	$(VENV)/bin/ruff check amt tests train.py sweep.py
-	$(VENV)/bin/ruff format --check amt tests train.py sweep.py
+	$(VENV)/bin/ruff check amt tests scripts train.py sweep.py
+	$(VENV)/bin/ruff format --check amt tests scripts train.py sweep.py
 
 bench: $(STAMP)  ## training and inference throughput (numbers, not assertions)
 	$(PY) -m amt.bench $(ARGS)
+
+BP_VENV := .venv-basic-pitch
+basic-pitch: $(BP_VENV)/.installed  ## basic-pitch (Spotify) in its own virtual environment, for scripts/compare.py
+
+# Its package pins an old TensorFlow that it does not need with the ONNX model: installed without
+# dependencies, then its runtime needs and onnxruntime (shared/NOTES.md).
+$(BP_VENV)/.installed:
+	python3 -m venv $(BP_VENV)
+	$(BP_VENV)/bin/pip install --quiet --no-deps basic-pitch==0.4.0
+	$(BP_VENV)/bin/pip install --quiet librosa mir-eval numpy pretty-midi "resampy>=0.2.2,<0.4.3" scikit-learn scipy typing-extensions onnxruntime
+	touch $@
+
+compare: $(STAMP) basic-pitch  ## amt's models against basic-pitch on the mini corpus's test recordings (ARGS="--model ...")
+	$(PY) scripts/compare.py --recordings data/synth-$(PRESET)/recordings --split test --out outputs/compare/$(PRESET) $(ARGS)
 
 clean:  ## remove caches and run outputs (keeps .venv/ and data/)
 	rm -rf outputs multirun .pytest_cache .ruff_cache

@@ -32,6 +32,13 @@ def _data_synth(args: argparse.Namespace) -> None:
     _print_statistics(windows)
 
 
+def _data_rerender(args: argparse.Namespace) -> None:
+    from amt.data.synth import rerender_split
+
+    out = rerender_split(args.preset, args.seed, args.split, args.soundfont, args.out)
+    console.print(f"{args.split} split re-rendered with {args.soundfont} in an unseen hall: {out}")
+
+
 def _data_musicnet(args: argparse.Namespace) -> None:
     from amt.data.musicnet import MusicNetWindows
 
@@ -112,15 +119,24 @@ def _decoder_config(args: argparse.Namespace) -> DecoderConfig:
 
 def _model_run(args: argparse.Namespace, decoders: Sequence[str]) -> ModelRun:
     from amt.evaluate import ModelRun
-    from amt.transcribe import load_model, resolve_device
+    from amt.transcribe import check_decoders, load_model, resolve_device
 
     device = str(resolve_device(args.device))
-    return ModelRun(load_model(args.ckpt), tuple(decoders), _decoder_config(args), args.batch_size, device)
+    model = load_model(args.ckpt)
+    check_decoders(model, decoders)
+    return ModelRun(model, tuple(decoders), _decoder_config(args), args.batch_size, device)
 
 
 def _transcribe(args: argparse.Namespace) -> None:
     from amt.evaluate import score
-    from amt.transcribe import TranscribeSettings, load_model, output_paths, resolve_device, transcribe_file
+    from amt.transcribe import (
+        TranscribeSettings,
+        check_decoders,
+        load_model,
+        output_paths,
+        resolve_device,
+        transcribe_file,
+    )
 
     if args.labels is not None and len(args.inputs) != 1:
         raise AmtError("--labels goes with one input recording")
@@ -134,6 +150,7 @@ def _transcribe(args: argparse.Namespace) -> None:
     )
     outputs = output_paths(args.inputs, args.out)
     model = load_model(args.ckpt)
+    check_decoders(model, [settings.decoder])
     failed = 0
     with _progress_bar() as progress:
         for audio, out in zip(args.inputs, outputs, strict=True):
@@ -248,6 +265,16 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--soundfont", type=Path, default=None, help="General MIDI .sf2 (default: system GM font)")
     synth.set_defaults(run=_data_synth)
+
+    rerender = data.add_parser(
+        "rerender", help="one split of the corpus rendered with another soundfont, in a hall training never heard"
+    )
+    rerender.add_argument("--preset", default="mini")
+    rerender.add_argument("--seed", type=int, default=0)
+    rerender.add_argument("--split", default="test")
+    rerender.add_argument("--soundfont", required=True, type=Path, help="a General MIDI .sf2/.sf3 not used in training")
+    rerender.add_argument("--out", required=True, type=Path, help="folder for SPLIT_data/ and SPLIT_labels/")
+    rerender.set_defaults(run=_data_rerender)
 
     musicnet = data.add_parser("musicnet", help="mini-MusicNet-format windows from a MusicNet copy")
     musicnet.add_argument(

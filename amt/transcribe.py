@@ -157,6 +157,12 @@ def load_model(ckpt: str | os.PathLike | None = None) -> nn.Module:
     return (LogCompressed(model) if log_compress else model).eval()
 
 
+def check_decoders(model: nn.Module, decoders: Sequence[str]) -> None:
+    """Refuse, before any audio is read, the onsets decoder for a model that predicts frames only."""
+    if "onsets" in decoders and not getattr(model, "sequence", False):
+        raise AmtError("the onsets decoder needs onset probabilities, and this model predicts frames only")
+
+
 def resolve_device(name: str) -> torch.device:
     """``cpu``, ``cuda`` or ``cuda:N``, refusing a GPU that is not there."""
     try:

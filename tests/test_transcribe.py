@@ -1,6 +1,7 @@
 """``amt transcribe`` end to end: real renders of the tiny corpus → a real checkpoint → MIDI, csv, PNG."""
 
 import functools
+import json
 import shutil
 import subprocess
 import sys
@@ -263,3 +264,70 @@ def test_a_checkpoint_from_train_py_transcribes_and_evaluates(run_env, data_dir,
     assert pretty_midi.PrettyMIDI(str(tmp_path / "out" / f"{wav.stem}.mid")).instruments
     assert main(["evaluate", str(recordings), "--ckpt", ckpt, "--json", str(tmp_path / "metrics.json")]) == 0
     assert "pooled" in capsys.readouterr().out
+
+
+CONTEXT_CONFIG = {
+    "_target_": "amt.models.context.ContextTranscriber",
+    "temporal": "tcn",
+    "channels": 4,
+    "features": 16,
+    "levels": 2,
+}
+
+
+@pytest.fixture(scope="module")
+def context_checkpoint(tmp_path_factory) -> Path:
+    """A context model's checkpoint as train.py writes it (model config in the hyperparameters), fitted one step."""
+    folder = tmp_path_factory.mktemp("context")
+    torch.manual_seed(0)
+    module = TranscriptionModule(model_config=CONTEXT_CONFIG)
+    crops = [(torch.randn(32, 176), {"frame": torch.zeros(32, 81), "onset": torch.zeros(32, 81)})] * 2
+    trainer = L.Trainer(
+        max_steps=1, logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False
+    )
+    trainer.fit(module, DataLoader(crops, batch_size=2))
+    trainer.save_checkpoint(folder / "context.ckpt")
+    return folder / "context.ckpt"
+
+
+def test_a_context_model_transcribes_in_chunks_as_in_one_pass(context_checkpoint, test_recording, monkeypatch):
+    model = load_model(context_checkpoint)
+    samples = load_audio(test_recording.wav)[: 8 * SAMPLE_RATE]
+    whole = transcribe.sequence_probabilities(samples, model)
+    assert whole.onsets.shape == whole.probabilities.shape == (len(whole.centres), 81)
+    np.testing.assert_array_equal(whole.centres, sequential_centres(len(samples), 1024))
+    # receptive field ±6 frames (3 encoder convolutions, dilations 1 and 2): 16 frames of context suffice
+    monkeypatch.setattr(transcribe, "SEQUENCE_CHUNK", 50)
+    monkeypatch.setattr(transcribe, "SEQUENCE_CONTEXT", 16)
+    chunked = frame_probabilities(samples, model)
+    np.testing.assert_allclose(chunked.probabilities, whole.probabilities, atol=1e-5)
+    np.testing.assert_allclose(chunked.onsets, whole.onsets, atol=1e-5)
+
+
+def test_a_context_model_transcribes_and_evaluates_with_the_onsets_decoder(
+    context_checkpoint, test_recording, tmp_path, capsys
+):
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    shutil.copy(test_recording.wav, folder / "r.wav")
+    shutil.copy(test_recording.csv, folder / "r.csv")
+    assert (
+        main(
+            [
+                "transcribe",
+                str(folder / "r.wav"),
+                "-o",
+                str(tmp_path / "out"),
+                "--ckpt",
+                str(context_checkpoint),
+                "--decoder",
+                "onsets",
+            ]
+        )
+        == 0
+    )
+    pretty_midi.PrettyMIDI(str(tmp_path / "out" / "r.mid"))
+    report = tmp_path / "metrics.json"
+    args = ["evaluate", str(folder), "--ckpt", str(context_checkpoint), "--json", str(report)]
+    assert main([*args, "--decoder", "onsets", "--decoder", "hysteresis"]) == 0
+    assert set(json.loads(report.read_text())["systems"]) == {"onsets", "hysteresis"}

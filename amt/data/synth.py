@@ -49,7 +49,7 @@ from amt.data.perform import (
     perform,
     start_bar,
 )
-from amt.data.render import Renderer, choose_renderer
+from amt.data.render import Renderer, Room, choose_renderer
 from amt.errors import AmtError
 from amt.notes import write_musicnet_csv
 
@@ -227,6 +227,8 @@ class PieceJob:
     seed: int
     duration_s: tuple[float, float]
     folder: Path
+    room: Room | None = None
+    """Render every recording in this room instead of its own (see :func:`rerender_split`)."""
 
 
 def plan_performance(
@@ -266,7 +268,7 @@ def plan_performance(
 def make_recording(plan: RecordingPlan, score: Score, job: PieceJob) -> dict:
     """Perform, render and write one recording (wav, then csv); returns its corpus.json entry."""
     performance, entry = plan_performance(plan, score, job.seed, job.duration_s)
-    audio = job.renderer.render(performance.tracks, performance.n_samples, performance.room)
+    audio = job.renderer.render(performance.tracks, performance.n_samples, job.room or performance.room)
     peak = float(np.abs(audio).max())
     if not np.isfinite(peak) or peak == 0:
         raise AmtError(f"{plan.piece}: {job.renderer.name} rendered recording {plan.id} silent or non-finite")
@@ -445,3 +447,37 @@ class SynthCorpus:
         _write_json(
             self.root / CORPUS_JSON, {"params": params, "statistics": corpus_statistics(entries), "recordings": entries}
         )
+
+
+UNSEEN_ROOM = Room(size=0.95, damping=0.05, width=1.0, level=0.95)
+"""A large, bright, wet hall: every reverb setting outside the ranges the corpus draws its rooms from."""
+
+
+def rerender_split(
+    preset: str,
+    seed: int,
+    split: str,
+    soundfont: str | Path,
+    out: str | Path,
+    room: Room | None = UNSEEN_ROOM,
+    workers: int | None = None,
+) -> Path:
+    """The same performances as one split of a corpus (same notes and labels), rendered with another
+    soundfont and room, in MusicNet layout under ``out``: a test set of timbres and a hall that
+    training never heard. FluidSynth and the soundfont are required (no harmonic fallback here).
+    """
+    if preset not in PRESETS:
+        raise AmtError(f"unknown synth corpus preset {preset!r}; presets: {', '.join(PRESETS)}")
+    if split not in SPLITS:
+        raise AmtError(f"unknown split {split!r} (choose from: {', '.join(SPLITS)})")
+    renderer = choose_renderer(soundfont)
+    if renderer.soundfont is None:
+        raise AmtError(f"cannot render with {soundfont}: FluidSynth or the soundfont is missing")
+    out = Path(out)
+    plans = [plan for plan in plan_recordings(PRESETS[preset], seed) if plan.split == split]
+    jobs = piece_jobs(plans, renderer=renderer, seed=seed, duration_s=PRESETS[preset].duration_s, folder=out, room=room)
+    with Progress() as bar:
+        task = bar.add_task(f"{split} split with {Path(soundfont).name}", total=len(plans))
+        for done in completed_jobs(jobs, workers or min(PRESETS[preset].workers, os.cpu_count() or 1)):
+            bar.advance(task, len(done))
+    return out
