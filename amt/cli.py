@@ -187,7 +187,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     run = _model_run(args, args.decoder or ["hysteresis"]) if args.ckpt or not args.predictions else None
     with _progress_bar() as progress:
-        results = evaluate(args.path, run, args.predictions or (), args.hop, progress)
+        results = evaluate(args.path, run, args.predictions or (), args.hop, progress, args.split)
     _print_wide(results_table(results, per_recording=args.per_recording))
     if args.json:
         write_json(results, args.json)
@@ -196,13 +196,13 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _tune(args: argparse.Namespace) -> None:
-    from amt.evaluate import THRESHOLD_GRID, trial_records, tune, tuning_table, write_json
+    from amt.evaluate import THRESHOLD_GRID, TUNED, trial_records, tune, tuning_table, write_json
 
     run = _model_run(args, [args.decoder])
     with _progress_bar() as progress:
-        trials = tune(args.path, run, args.hop, args.decoder, args.grid or THRESHOLD_GRID, progress)
+        trials = tune(args.path, run, args.hop, args.decoder, args.grid or THRESHOLD_GRID, progress, args.split)
     _print_wide(tuning_table(trials, args.decoder, f"{args.decoder} decoder thresholds on {args.path}", args.top))
-    names = ("threshold",) if args.decoder == "naive" else ("on", "off")
+    names = TUNED[args.decoder]
     console.print("best: " + " ".join(f"--{name} {getattr(trials[0][0], name):g}" for name in names))
     if args.json:
         write_json(trial_records(trials), args.json)
@@ -326,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--predictions", action="append", type=Path, help="folder of note csvs ID.csv from any system (repeatable)"
     )
+    evaluate.add_argument("--split", help="only this split of a MusicNet-layout folder (e.g. test)")
     evaluate.add_argument("--per-recording", action="store_true", help="print every recording, not only pooled")
     evaluate.add_argument("--json", type=Path, help="write all metrics as JSON")
     evaluate.add_argument("--csv", type=Path, help="write all metrics as CSV")
@@ -335,7 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     tune = commands.add_parser("tune", help="grid-search decoder thresholds for the best note F1")
     tune.add_argument("path", type=Path, help="folder of labelled recordings (as for evaluate)")
-    tune.add_argument("--decoder", default="hysteresis", choices=("hysteresis", "naive"))
+    tune.add_argument("--decoder", default="hysteresis", choices=("hysteresis", "naive", "onsets"))
+    tune.add_argument("--split", help="only this split of a MusicNet-layout folder (e.g. valid)")
     tune.add_argument("--grid", type=_grid, help="comma-separated thresholds to try (default 0.1,0.2,...,0.9)")
     tune.add_argument("--top", type=int, default=10, help="rows to print")
     tune.add_argument("--json", type=Path, help="write every trial as JSON")

@@ -68,12 +68,15 @@ def _flat_recordings(root: Path) -> list[Recording]:
     return recordings
 
 
-def find_labelled_recordings(root: str | os.PathLike) -> list[Recording]:
+def find_labelled_recordings(root: str | os.PathLike, split: str | None = None) -> list[Recording]:
     """Every recording of a folder: MusicNet layout (``SPLIT_data/ID.wav`` + ``SPLIT_labels/ID.csv``,
-    any split names) and/or ``ID.wav`` beside ``ID.csv``; sorted by id, ids unique."""
+    any split names) and/or ``ID.wav`` beside ``ID.csv``; sorted by id, ids unique. With ``split``,
+    only that split's recordings."""
     root = Path(root)
     if not root.is_dir():
         raise AmtError(f"{root}: no such folder")
+    if split is not None:
+        return find_recordings(root, split)
     splits = sorted(d.name.removesuffix("_data") for d in root.glob("*_data") if d.is_dir())
     recordings = [r for split in splits for r in find_recordings(root, split)] + _flat_recordings(root)
     if not recordings:
@@ -300,8 +303,10 @@ def evaluate(
     predictions: Sequence[str | os.PathLike] = (),
     hop: int = WINDOW_SIZE,
     progress: Progress | None = None,
+    split: str | None = None,
 ) -> dict:
-    """Rate a model (one system per decoder) and/or folders of note csvs on the recordings in ``root``.
+    """Rate a model (one system per decoder) and/or folders of note csvs on the recordings in ``root``
+    (only its ``split``, when given).
 
     Returns ``{"settings": {...}, "systems": {name: {recording id or "pooled": metrics}}}``, the
     form written as JSON; a prediction folder's system is named after the folder.
@@ -310,7 +315,7 @@ def evaluate(
         raise AmtError("nothing to evaluate: give a checkpoint or a folder of predictions")
     if hop < 1:
         raise AmtError(f"hop must be a positive number of samples, got {hop}")
-    recordings = find_labelled_recordings(root)
+    recordings = find_labelled_recordings(root, split)
     systems: dict[str, SystemResult] = {}
     if run is not None:
         systems.update(_model_systems(recordings, run, hop, progress))
@@ -320,6 +325,7 @@ def evaluate(
         systems[folder.name] = _prediction_system(recordings, folder, hop)
     settings = {
         "root": str(root),
+        "split": split,
         "recordings": len(recordings),
         "hop": hop,
         "onset_tolerance_s": ONSET_TOLERANCE_S,
@@ -334,12 +340,18 @@ def evaluate(
 THRESHOLD_GRID = tuple(round(0.1 * k, 2) for k in range(1, 10))
 
 
+TUNED = {"naive": ("threshold",), "hysteresis": ("on", "off"), "onsets": ("onset_threshold", "off")}
+"""The thresholds :func:`tune_thresholds` searches, per decoder."""
+
+
 def _trial_configs(decoder: str, config: DecoderConfig, grid: Sequence[float]) -> list[DecoderConfig]:
     if decoder == "naive":
         return [replace(config, threshold=t) for t in grid]
     if decoder == "hysteresis":
         return [replace(config, on=on, off=off) for on in grid for off in grid if off <= on]
-    raise AmtError(f"thresholds can be tuned for the naive and hysteresis decoders, not '{decoder}'")
+    if decoder == "onsets":
+        return [replace(config, onset_threshold=t, off=off, on=max(config.on, off)) for t in grid for off in grid]
+    raise AmtError(f"thresholds can be tuned for the {', '.join(TUNED)} decoders, not '{decoder}'")
 
 
 def tune_thresholds(
@@ -349,19 +361,22 @@ def tune_thresholds(
     decoder: str = "hysteresis",
     config: DecoderConfig | None = None,
     grid: Sequence[float] = THRESHOLD_GRID,
+    onsets: Sequence[np.ndarray | None] | None = None,
 ) -> list[tuple[DecoderConfig, dict[str, float]]]:
-    """Grid-search the decoder's thresholds (naive: ``threshold``; hysteresis: ``on`` and ``off <= on``)
-    over one or more recordings for the best pooled onset-only note F1.
+    """Grid-search the decoder's thresholds (naive: ``threshold``; hysteresis: ``on`` and ``off <= on``;
+    onsets: ``onset_threshold`` and ``off``, with the onset probabilities ``onsets``) over one or more
+    recordings for the best pooled onset-only note F1.
 
     Returns every trial as ``(config, pooled metrics)``, best first.
     """
-    if not len(probabilities) == len(reference_events) == len(frame_times):
+    onsets = onsets if onsets is not None else [None] * len(probabilities)
+    if not len(probabilities) == len(reference_events) == len(frame_times) == len(onsets):
         raise AmtError("tune_thresholds needs one reference and one frame-time array per probability array")
     trials = []
     for trial in _trial_configs(decoder, config or DecoderConfig(), grid):
         total = Counts()
-        for probs, reference, times in zip(probabilities, reference_events, frame_times, strict=True):
-            total += score(reference, decode(decoder, probs, times, trial), times)
+        for probs, reference, times, onset in zip(probabilities, reference_events, frame_times, onsets, strict=True):
+            total += score(reference, decode(decoder, probs, times, trial, onset), times)
         trials.append((trial, total.metrics()))
     return sorted(trials, key=lambda t: -t[1]["note_f1"])
 
@@ -373,15 +388,17 @@ def tune(
     decoder: str = "hysteresis",
     grid: Sequence[float] = THRESHOLD_GRID,
     progress: Progress | None = None,
+    split: str | None = None,
 ) -> list[tuple[DecoderConfig, dict[str, float]]]:
-    """Run the model over every recording of ``root`` once, then :func:`tune_thresholds` on them."""
-    probabilities, references, times = [], [], []
-    for recording in find_labelled_recordings(root):
+    """Run the model over every recording of ``root`` (or of its ``split``) once, then :func:`tune_thresholds`."""
+    probabilities, references, times, onsets = [], [], [], []
+    for recording in find_labelled_recordings(root, split):
         frames = _frames(recording, run, hop, progress)
         probabilities.append(frames.probabilities)
+        onsets.append(frames.onsets)
         references.append(events_from_musicnet(read_musicnet_csv(recording.csv)))
         times.append(frames.times)
-    return tune_thresholds(probabilities, references, times, decoder, run.config, grid)
+    return tune_thresholds(probabilities, references, times, decoder, run.config, grid, onsets)
 
 
 # --- reports -------------------------------------------------------------------------------------
@@ -430,7 +447,7 @@ def results_table(results: dict, per_recording: bool = False) -> Table:
 
 def tuning_table(trials: Sequence[tuple[DecoderConfig, dict]], decoder: str, title: str, top: int = 10) -> Table:
     """The ``top`` trials of :func:`tune_thresholds` as a rich table."""
-    names = ("threshold",) if decoder == "naive" else ("on", "off")
+    names = TUNED[decoder]
     columns = {"note F1": "note_f1", "note P": "note_precision", "note R": "note_recall"}
     columns |= {"+offset F1": "note_offset_f1", "frame F1": "frame_f1", "re-attacks/note": "reattacks_per_note"}
     table = Table(title=f"{title} (best {min(top, len(trials))} of {len(trials)})")

@@ -136,8 +136,20 @@ def test_tuning_finds_thresholds_that_pass_the_dropouts():
     )
     naive = tune_thresholds([probabilities], [reference], [times], "naive", grid=(0.5, 0.2))
     assert [config.threshold for config, _ in naive] == [0.2, 0.5]  # 0.2 passes the dropouts
-    with pytest.raises(AmtError, match="not 'onsets'"):
-        tune_thresholds([probabilities], [reference], [times], "onsets")
+    with pytest.raises(AmtError, match="not 'bogus'"):
+        tune_thresholds([probabilities], [reference], [times], "bogus")
+
+
+def test_tuning_the_onsets_decoder_finds_an_onset_threshold_below_weak_onset_peaks():
+    times = sequential_centres(200 * WINDOW_SIZE) / SAMPLE_RATE
+    probabilities, reference = held_notes_with_dropouts(times)
+    onsets = np.zeros_like(probabilities)
+    for note in reference:
+        onsets[np.searchsorted(times, note.onset_s), note.pitch - 21] = 0.35  # an uncertain model's onset peaks
+    trials = tune_thresholds([probabilities], [reference], [times], "onsets", grid=(0.2, 0.5), onsets=[onsets])
+    best, metrics = trials[0]
+    assert best.onset_threshold == 0.2 and metrics["note_f1"] > trials[-1][1]["note_f1"]
+    assert len(trials) == 4
 
 
 # --- folders of real recordings ------------------------------------------------------------------
