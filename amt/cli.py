@@ -203,7 +203,7 @@ def _tune(args: argparse.Namespace) -> None:
         trials = tune(args.path, run, args.hop, args.decoder, args.grid or THRESHOLD_GRID, progress, args.split)
     _print_wide(tuning_table(trials, args.decoder, f"{args.decoder} decoder thresholds on {args.path}", args.top))
     names = TUNED[args.decoder]
-    console.print("best: " + " ".join(f"--{name} {getattr(trials[0][0], name):g}" for name in names))
+    console.print("best: " + " ".join(f"--{name.replace('_', '-')} {getattr(trials[0][0], name):g}" for name in names))
     if args.json:
         write_json(trial_records(trials), args.json)
 

@@ -146,7 +146,8 @@ def test_tuning_the_onsets_decoder_finds_an_onset_threshold_below_weak_onset_pea
     onsets = np.zeros_like(probabilities)
     for note in reference:
         onsets[np.searchsorted(times, note.onset_s), note.pitch - 21] = 0.35  # an uncertain model's onset peaks
-    trials = tune_thresholds([probabilities], [reference], [times], "onsets", grid=(0.2, 0.5), onsets=[onsets])
+    config = DecoderConfig(start_without_onset=False)
+    trials = tune_thresholds([probabilities], [reference], [times], "onsets", config, (0.2, 0.5), [onsets])
     best, metrics = trials[0]
     assert best.onset_threshold == 0.2 and metrics["note_f1"] > trials[-1][1]["note_f1"]
     assert len(trials) == 4
