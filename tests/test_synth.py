@@ -210,3 +210,17 @@ def test_soundfont_lookup_prefers_the_argument_then_the_environment(tmp_path, mo
 def test_a_process_pool_builds_the_same_corpus(tiny, tmp_path):
     pooled = build(tmp_path / "pooled", workers=2)
     assert recording_files(pooled) == recording_files(tiny)
+
+
+@requires_fluidsynth
+def test_a_split_rerendered_in_an_unseen_hall_keeps_the_notes_and_changes_the_sound(tiny, tmp_path):
+    out = synth.rerender_split("tiny", tiny.seed, "test", find_soundfont(), tmp_path / "unseen", workers=1)
+    originals = sorted((tiny.recordings_dir / "test_labels").glob("*.csv"))
+    assert [p.name for p in sorted((out / "test_labels").glob("*.csv"))] == [p.name for p in originals]
+    for original in originals:
+        assert (out / "test_labels" / original.name).read_bytes() == original.read_bytes()
+        before = load_audio(tiny.recordings_dir / "test_data" / f"{original.stem}.wav")
+        after = load_audio(out / "test_data" / f"{original.stem}.wav")
+        assert len(after) == len(before) and not np.allclose(after, before, atol=1e-3)
+    with pytest.raises(AmtError, match="unknown split"):
+        synth.rerender_split("tiny", 0, "dev", find_soundfont(), tmp_path / "x")
