@@ -117,12 +117,14 @@ def _decoder_config(args: argparse.Namespace) -> DecoderConfig:
     return DecoderConfig(**given)
 
 
-def _model_run(args: argparse.Namespace, decoders: Sequence[str]) -> ModelRun:
+def _model_run(args: argparse.Namespace, decoders: Sequence[str] | None) -> ModelRun:
+    """The model of ``--ckpt`` with ``decoders`` (None: the model's default decoder)."""
     from amt.evaluate import ModelRun
-    from amt.transcribe import check_decoders, load_model, resolve_device
+    from amt.transcribe import check_decoders, default_decoder, load_model, resolve_device
 
     device = str(resolve_device(args.device))
     model = load_model(args.ckpt)
+    decoders = decoders or [default_decoder(model)]
     check_decoders(model, decoders)
     return ModelRun(model, tuple(decoders), _decoder_config(args), args.batch_size, device)
 
@@ -132,6 +134,7 @@ def _transcribe(args: argparse.Namespace) -> None:
     from amt.transcribe import (
         TranscribeSettings,
         check_decoders,
+        default_decoder,
         load_model,
         output_paths,
         resolve_device,
@@ -140,16 +143,17 @@ def _transcribe(args: argparse.Namespace) -> None:
 
     if args.labels is not None and len(args.inputs) != 1:
         raise AmtError("--labels goes with one input recording")
+    device = str(resolve_device(args.device))
+    outputs = output_paths(args.inputs, args.out)
+    model = load_model(args.ckpt)
     settings = TranscribeSettings(
         hop=args.hop,
         batch_size=args.batch_size,
-        device=str(resolve_device(args.device)),
-        decoder=args.decoder,
+        device=device,
+        decoder=args.decoder or default_decoder(model),
         decoder_config=_decoder_config(args),
         plot=args.plot or args.labels is not None,
     )
-    outputs = output_paths(args.inputs, args.out)
-    model = load_model(args.ckpt)
     check_decoders(model, [settings.decoder])
     failed = 0
     with _progress_bar() as progress:
@@ -185,7 +189,7 @@ def _print_wide(table: Table) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     from amt.evaluate import evaluate, results_table, write_csv, write_json
 
-    run = _model_run(args, args.decoder or ["hysteresis"]) if args.ckpt or not args.predictions else None
+    run = _model_run(args, args.decoder) if args.ckpt or not args.predictions else None
     with _progress_bar() as progress:
         results = evaluate(args.path, run, args.predictions or (), args.hop, progress, args.split)
     _print_wide(results_table(results, per_recording=args.per_recording))
@@ -198,11 +202,12 @@ def _evaluate(args: argparse.Namespace) -> None:
 def _tune(args: argparse.Namespace) -> None:
     from amt.evaluate import THRESHOLD_GRID, TUNED, trial_records, tune, tuning_table, write_json
 
-    run = _model_run(args, [args.decoder])
+    run = _model_run(args, [args.decoder] if args.decoder else None)
+    decoder = run.decoders[0]
     with _progress_bar() as progress:
-        trials = tune(args.path, run, args.hop, args.decoder, args.grid or THRESHOLD_GRID, progress, args.split)
-    _print_wide(tuning_table(trials, args.decoder, f"{args.decoder} decoder thresholds on {args.path}", args.top))
-    names = TUNED[args.decoder]
+        trials = tune(args.path, run, args.hop, decoder, args.grid or THRESHOLD_GRID, progress, args.split)
+    _print_wide(tuning_table(trials, decoder, f"{decoder} decoder thresholds on {args.path}", args.top))
+    names = TUNED[decoder]
     console.print("best: " + " ".join(f"--{name.replace('_', '-')} {getattr(trials[0][0], name):g}" for name in names))
     if args.json:
         write_json(trial_records(trials), args.json)
@@ -227,7 +232,12 @@ def _grid(text: str) -> tuple[float, ...]:
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ckpt", type=Path, default=None, help="train.py checkpoint (default: the bundled model)")
-    parser.add_argument("--hop", type=int, default=4096, help="samples between window centres (default 4096)")
+    parser.add_argument(
+        "--hop",
+        type=int,
+        default=4096,
+        help="samples between window centres for window models (default 4096); context models use their own",
+    )
     parser.add_argument("--batch-size", type=int, default=1024, help="windows per forward pass")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
 
@@ -308,7 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe = commands.add_parser("transcribe", help="transcribe recordings to MIDI, note csv and piano roll")
     transcribe.add_argument("inputs", nargs="+", type=Path, help="audio files (wav, flac, ogg; any rate)")
     transcribe.add_argument("-o", "--out", required=True, type=Path, help="output folder, or FILE.mid for one input")
-    transcribe.add_argument("--decoder", default="hysteresis", choices=("hysteresis", "naive", "onsets"))
+    transcribe.add_argument(
+        "--decoder",
+        choices=("hysteresis", "naive", "onsets"),
+        help="default: onsets for context models, else hysteresis",
+    )
     transcribe.add_argument("--plot", action="store_true", help="also write NAME.png, a piano roll")
     transcribe.add_argument("--labels", type=Path, help="MusicNet csv of the true notes: plot and score against them")
     _add_model_options(transcribe)
@@ -321,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--decoder",
         action="append",
         choices=("hysteresis", "naive", "onsets"),
-        help="repeat to compare (default hysteresis; onsets for context models)",
+        help="repeat to compare (default: onsets for context models, else hysteresis)",
     )
     evaluate.add_argument(
         "--predictions", action="append", type=Path, help="folder of note csvs ID.csv from any system (repeatable)"
@@ -336,7 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     tune = commands.add_parser("tune", help="grid-search decoder thresholds for the best note F1")
     tune.add_argument("path", type=Path, help="folder of labelled recordings (as for evaluate)")
-    tune.add_argument("--decoder", default="hysteresis", choices=("hysteresis", "naive", "onsets"))
+    tune.add_argument(
+        "--decoder",
+        choices=("hysteresis", "naive", "onsets"),
+        help="default: onsets for context models, else hysteresis",
+    )
     tune.add_argument("--split", help="only this split of a MusicNet-layout folder (e.g. valid)")
     tune.add_argument("--grid", type=_grid, help="comma-separated thresholds to try (default 0.1,0.2,...,0.9)")
     tune.add_argument("--top", type=int, default=10, help="rows to print")

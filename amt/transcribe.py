@@ -44,8 +44,11 @@ from amt.notes import (
     write_note_csv,
 )
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "default.ckpt"
-"""The model ``amt transcribe`` uses without ``--ckpt`` (with ``default.yaml`` beside it)."""
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+DEFAULT_CHECKPOINT = WEIGHTS / "default.ckpt"
+"""The model ``amt transcribe`` uses without ``--ckpt`` (see amt/weights/README.md)."""
+CNN_MULTI_CHECKPOINT = WEIGHTS / "cnn_multi.ckpt"
+"""The report's multi-layer CNN trained on the default corpus, bundled for comparison (``--ckpt``)."""
 
 CHUNK_WINDOWS = 8_192
 """Windows cut, transformed and classified at a time (≈ 134 MB of float32 windows)."""
@@ -155,6 +158,11 @@ def load_model(ckpt: str | os.PathLike | None = None) -> nn.Module:
         lines = str(error).splitlines()
         raise AmtError(f"{ckpt}: its weights do not fit the model in {source} ({lines[-1].strip()})") from None
     return (LogCompressed(model) if log_compress else model).eval()
+
+
+def default_decoder(model: nn.Module) -> str:
+    """``onsets`` for a model that predicts onsets (a context model), else ``hysteresis``."""
+    return "onsets" if getattr(model, "sequence", False) else "hysteresis"
 
 
 def check_decoders(model: nn.Module, decoders: Sequence[str]) -> None:

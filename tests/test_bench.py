@@ -7,7 +7,15 @@ from amt.bench import main, synthetic_recording
 def test_bench_prints_every_figure(capsys):
     main(["--model", "cnn_1layer", "--steps", "30", "--repeats", "1", "--rtf-minutes", "0.1"])
     out = capsys.readouterr().out
-    for row in ("bare PyTorch loop", "Lightning Trainer", "inference", "batch fetch", "transcribe, hop 4096"):
+    rows = (
+        "bare PyTorch loop",
+        "Lightning Trainer",
+        "inference",
+        "batch fetch",
+        "cnn_multi, hop 4096",
+        "default model",
+    )
+    for row in rows:
         assert row in out
     assert "× real time" in out
 
