@@ -193,7 +193,8 @@ def test_unwritable_output_and_argument_errors(checkpoint, test_recording, tmp_p
     assert "would overwrite" in run_failing(["transcribe", wav, wav, "-o", str(tmp_path / "o")], capsys)
     if not torch.cuda.is_available():
         assert "no CUDA GPU" in run_failing(["transcribe", wav, "-o", str(tmp_path), "--device", "cuda"], capsys)
-    assert "onset probabilities" in run_failing(["transcribe", wav, "-o", str(tmp_path), "--decoder", "onsets"], capsys)
+    frame_model = ["--ckpt", ckpt, "--decoder", "onsets"]
+    assert "onset probabilities" in run_failing(["transcribe", wav, "-o", str(tmp_path), *frame_model], capsys)
 
 
 def copy_run(checkpoint: Path, folder: Path, config: str | None) -> Path:
