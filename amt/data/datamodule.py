@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Protocol
 
@@ -30,7 +28,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, S
 from amt.audio import spectra
 from amt.data.minimusicnet import SPLITS, load_labels, load_split, split_files
 from amt.errors import AmtError
-from amt.notes import cut_to_label_space
+from amt.notes import cut_to_label_space, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +70,8 @@ def cached_spectra(windows_dir: Path, split: str, bins: int) -> np.ndarray:
     windows, _ = load_split(windows_dir, split)
     log.info("computing %d-bin spectra of %d %s windows", bins, len(windows), split)
     values = spectra(windows, bins)
-    _save_atomically(path, lambda f: np.save(f, values))
-    _save_atomically(key_path, lambda f: f.write(json.dumps(key).encode()))
+    write_atomically(path, ".npy", lambda tmp: np.save(tmp, values))
+    write_atomically(key_path, ".json", lambda tmp: Path(tmp).write_text(json.dumps(key)))
     return values
 
 
@@ -89,18 +87,6 @@ def _exported_spectra(path: Path) -> np.ndarray:
     return values
 
 
-def _save_atomically(target: Path, write) -> None:
-    """Write through a temporary file renamed into place, so a killed run never leaves a partial file."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def export_spectra(windows_dir: Path, out: Path, bins: int) -> Path:
     """Write a spectra folder: each split's ``bins``-bin spectra and its labels (as uint8), no audio.
 
@@ -113,8 +99,8 @@ def export_spectra(windows_dir: Path, out: Path, bins: int) -> Path:
     for split in SPLITS:
         values = cached_spectra(windows_dir, split, bins)
         labels = np.asarray(load_labels(windows_dir, split), dtype=np.uint8)
-        _save_atomically(out / split_files(split)[1], lambda f, labels=labels: np.save(f, labels))
-        _save_atomically(spectra_path(out, split, bins), lambda f, values=values: np.save(f, values))
+        write_atomically(out / split_files(split)[1], ".npy", lambda tmp, labels=labels: np.save(tmp, labels))
+        write_atomically(spectra_path(out, split, bins), ".npy", lambda tmp, values=values: np.save(tmp, values))
     return out
 
 
