@@ -45,17 +45,13 @@ def filterbank() -> np.ndarray:
     return (weights / weights.sum(axis=0, keepdims=True)).astype(np.float32)
 
 
-def frame_centres(n_samples: int, hop: int = DEFAULT_HOP) -> np.ndarray:
-    return sequential_centres(n_samples, hop)
-
-
 def log_frequency_spectrogram(samples: np.ndarray, hop: int = DEFAULT_HOP) -> np.ndarray:
     """``[frames, BANDS]`` float32 features of a whole recording (see the module docstring)."""
     samples = np.asarray(samples, dtype=np.float32)
     peak = float(np.abs(samples).max()) if len(samples) else 0.0
     if peak > 0:
         samples = samples / peak
-    centres = frame_centres(len(samples), hop)
+    centres = sequential_centres(len(samples), hop)
     window = np.hanning(WINDOW_SIZE).astype(np.float32)
     weights = filterbank()
     out = np.empty((len(centres), BANDS), dtype=np.float32)

@@ -14,6 +14,8 @@ import os
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
+from hydra.errors import InstantiationException
+
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
@@ -103,7 +105,7 @@ def record_failure(run_dir: Path, error: BaseException) -> None:
 
     Hydra wraps errors raised while building objects; the cause is the informative part.
     """
-    cause = error.__cause__ if type(error).__name__ == "InstantiationException" and error.__cause__ else error
+    cause = error.__cause__ if isinstance(error, InstantiationException) and error.__cause__ else error
     message = " ".join(str(cause).split())
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / FAILURE_FILE).write_text(f"{type(cause).__name__}: {message}\n")

@@ -264,7 +264,7 @@ def sequence_probabilities(
     model :data:`SEQUENCE_CHUNK` frames at a time, each chunk seeing :data:`SEQUENCE_CONTEXT`
     frames of context on either side, so memory stays bounded and chunk edges are not heard as edges.
     """
-    from amt.features import frame_centres, log_frequency_spectrogram
+    from amt.features import log_frequency_spectrogram
 
     features = log_frequency_spectrogram(samples, model.hop)
     frames, onsets = (np.empty((len(features), NUM_NOTES), dtype=np.float32) for _ in range(2))
@@ -282,7 +282,7 @@ def sequence_probabilities(
                 progress.advance(task, stop - start)
     if task is not None:
         progress.remove_task(task)
-    return Frames(frame_centres(len(samples), model.hop), frames, onsets)
+    return Frames(sequential_centres(len(samples), model.hop), frames, onsets)
 
 
 # --- files ---------------------------------------------------------------------------------------

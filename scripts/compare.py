@@ -30,7 +30,6 @@ import soundfile
 
 from amt.data.musicnet import find_recordings
 from amt.evaluate import POOLED, evaluate
-from amt.notes import DecoderConfig
 from amt.transcribe import Outputs, TranscribeSettings, load_model, transcribe_file
 
 REPO = Path(__file__).resolve().parent.parent
@@ -68,8 +67,7 @@ def run_amt(name: str, ckpt: Path, decoder: str, recordings: list, out: Path) ->
     """Transcribe every recording to OUT/ID.csv (and .mid); returns the seconds spent."""
     out.mkdir(parents=True, exist_ok=True)
     model = load_model(ckpt)
-    hop = getattr(model, "hop", FRAME_HOP) if getattr(model, "sequence", False) else FRAME_HOP
-    settings = TranscribeSettings(hop=hop, decoder=decoder, decoder_config=DecoderConfig())
+    settings = TranscribeSettings(hop=FRAME_HOP, decoder=decoder)  # context models keep their own hop
     seconds = 0.0
     for recording in recordings:
         start = time.perf_counter()

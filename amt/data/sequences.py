@@ -46,7 +46,7 @@ FEATURE_VERSION = 1
 def frame_targets(csv: Path, frames: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
     """``frame`` and ``onset`` targets ``[frames, 81]`` float32 of one recording, from its MusicNet csv.
 
-    Frame ``i`` is centred on sample ``i · hop + 2,048``, as :func:`amt.features.frame_centres` puts it.
+    Frame ``i`` is centred on sample ``i · hop + 2,048``, as :func:`amt.audio.sequential_centres` puts it.
     """
     labels = read_musicnet_csv(csv)
     centres = np.arange(frames, dtype=np.int64) * hop + WINDOW_SIZE // 2
