@@ -15,7 +15,6 @@ corpus (no FluidSynth, no internet): ``data=spectra data.path=DIR``.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Protocol
@@ -26,6 +25,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from amt.audio import spectra
+from amt.cache import cached_array
 from amt.data.minimusicnet import SPLITS, load_labels, load_split, split_files
 from amt.errors import AmtError
 from amt.notes import cut_to_label_space, write_atomically
@@ -61,18 +61,15 @@ def cached_spectra(windows_dir: Path, split: str, bins: int) -> np.ndarray:
     leaves a cache that looks complete.
     """
     path = spectra_path(windows_dir, split, bins)
-    key_path = path.with_suffix(".json")
     if not (windows_dir / split_files(split)[0]).is_file():
         return _exported_spectra(path)
-    key = _windows_key(windows_dir, split)
-    if path.is_file() and key_path.is_file() and json.loads(key_path.read_text()) == key:
-        return np.load(path)
-    windows, _ = load_split(windows_dir, split)
-    log.info("computing %d-bin spectra of %d %s windows", bins, len(windows), split)
-    values = spectra(windows, bins)
-    write_atomically(path, ".npy", lambda tmp: np.save(tmp, values))
-    write_atomically(key_path, ".json", lambda tmp: Path(tmp).write_text(json.dumps(key)))
-    return values
+
+    def compute() -> np.ndarray:
+        windows, _ = load_split(windows_dir, split)
+        log.info("computing %d-bin spectra of %d %s windows", bins, len(windows), split)
+        return spectra(windows, bins)
+
+    return cached_array(path, _windows_key(windows_dir, split), compute)
 
 
 def _exported_spectra(path: Path) -> np.ndarray:

@@ -17,7 +17,6 @@ numbers are deterministic.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,12 +29,13 @@ from rich.progress import Progress
 from torch.utils.data import DataLoader, Dataset
 
 from amt.audio import WINDOW_SIZE, load_audio
+from amt.cache import cached_array
 from amt.data.augment import SpectrogramAugment
 from amt.data.minimusicnet import SPLITS
 from amt.data.musicnet import Recording, find_recordings
 from amt.errors import AmtError
 from amt.features import BANDS, log_frequency_spectrogram
-from amt.notes import LOWEST_MIDI, NUM_NOTES, cut_to_label_space, read_musicnet_csv, sounding_at, write_atomically
+from amt.notes import LOWEST_MIDI, NUM_NOTES, cut_to_label_space, read_musicnet_csv, sounding_at
 
 log = logging.getLogger(__name__)
 
@@ -73,15 +73,11 @@ def _key(wav: Path, hop: int) -> dict:
 
 def cached_features(recording: Recording, cache_dir: Path, hop: int) -> np.ndarray:
     """The recording's spectrogram ``[T, BANDS]`` float16, computed once and cached (atomically)."""
-    path = cache_dir / f"{recording.id}.npy"
-    key_path = path.with_suffix(".json")
-    key = _key(recording.wav, hop)
-    if path.is_file() and key_path.is_file() and json.loads(key_path.read_text()) == key:
-        return np.load(path)
-    features = log_frequency_spectrogram(load_audio(recording.wav), hop).astype(np.float16)
-    write_atomically(path, ".npy", lambda tmp: np.save(tmp, features))
-    write_atomically(key_path, ".json", lambda tmp: Path(tmp).write_text(json.dumps(key)))
-    return features
+    return cached_array(
+        cache_dir / f"{recording.id}.npy",
+        _key(recording.wav, hop),
+        lambda: log_frequency_spectrogram(load_audio(recording.wav), hop).astype(np.float16),
+    )
 
 
 @dataclass
