@@ -26,6 +26,7 @@ from amt.callbacks import TrainingCurves
 from amt.config import check_group_choices
 from amt.errors import AmtError
 from amt.module import TranscriptionModule
+from amt.transcribe import initialise_from
 
 log = logging.getLogger("amt.train")
 REPORTED = ("train/ap", "val/ap", "test/ap", "train/loss", "val/loss", "test/loss")
@@ -35,6 +36,8 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, TranscriptionModule, 
     """Instantiate everything a run needs from its composed config, checking that the parts fit."""
     datamodule = instantiate(cfg.data.datamodule)
     model = instantiate(cfg.model)
+    if cfg.get("init_from"):
+        initialise_from(model, cfg.init_from)
     if datamodule.bins != model.bins:
         raise AmtError(f"data.bins={datamodule.bins} does not match the model, which takes {model.bins} bins")
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None

@@ -152,12 +152,29 @@ def load_model(ckpt: str | os.PathLike | None = None) -> nn.Module:
     log_compress = _spectrum_options(config, config_file) if config is not None else False
     source = ckpt if saved_model_config is not None else config_file
     model = _build_model(saved_model_config if saved_model_config is not None else config.get("model"), source)
+    _fit_weights(model, weights, ckpt, f"the model in {source}")
+    return (LogCompressed(model) if log_compress else model).eval()
+
+
+def _fit_weights(model: nn.Module, weights: dict[str, torch.Tensor], ckpt: Path, target: str) -> None:
     try:
         model.load_state_dict(weights)
     except RuntimeError as error:
         lines = str(error).splitlines()
-        raise AmtError(f"{ckpt}: its weights do not fit the model in {source} ({lines[-1].strip()})") from None
-    return (LogCompressed(model) if log_compress else model).eval()
+        raise AmtError(f"{ckpt}: its weights do not fit {target} ({lines[-1].strip()})") from None
+
+
+def initialise_from(model: nn.Module, ckpt: str | os.PathLike) -> None:
+    """Start training ``model`` from the weights of a ``train.py`` checkpoint (fine-tuning).
+
+    Unlike resuming (``ckpt_path``), only the weights are taken: the optimiser, schedule and epoch
+    count start afresh. float16 weights (the bundled models) are widened to the model's float32.
+    """
+    ckpt = Path(ckpt)
+    if not ckpt.is_file():
+        raise AmtError(f"{ckpt}: no such checkpoint to initialise from")
+    weights, _ = _read_checkpoint(ckpt)
+    _fit_weights(model, weights, ckpt, f"model={type(model).__name__} as configured (check the model overrides)")
 
 
 def default_decoder(model: nn.Module) -> str:

@@ -119,6 +119,17 @@ def test_the_datamodule_gives_crops_with_frame_and_onset_targets(corpus):
     assert len(data.train_dataloader().dataset) == sum(len(r.features) for r in data.splits["train"]) // 64
 
 
+def test_spectrograms_can_be_cached_outside_the_recordings_folder(corpus, tmp_path_factory):
+    """For read-only recordings (checked by what is written, since tests may run as root)."""
+    before = sorted(corpus.rglob("*"))
+    cache = tmp_path_factory.mktemp("cache")
+    data = SequenceDataModule(corpus, hop=HOP, crop_frames=64, cache_dir=cache)
+    data.prepare_data()
+    data.setup("fit")
+    assert sorted(corpus.rglob("*")) == before
+    assert len(list(cache.glob("*.npy"))) == sum(len(split) for split in data.splits.values()) > 0
+
+
 def test_recordings_shorter_than_a_crop_are_padded(corpus):
     recording = load_recording(
         Recording("train0", corpus / "train_data/train0.wav", corpus / "train_labels/train0.csv"), corpus / "cache", HOP

@@ -51,6 +51,8 @@ def test_resuming_from_the_last_checkpoint_ends_at_the_same_epoch_count(run_env,
         (["model=transformer9000"], "unknown model 'transformer9000' (choose from:"),
         (["model=cnn_multi", "model.dropout=-0.1"], "dropout"),
         (["model=cnn_multi", "data.datamodule.bins=128"], "does not match the model"),
+        (["model=context_tcn", "init_from=amt/weights/default.ckpt"], "its weights do not fit model=ContextTranscriber"),
+        (["init_from=missing.ckpt"], "missing.ckpt: no such checkpoint to initialise from"),
     ],
 )
 def test_bad_config_fails_at_start_with_one_line(run_env, overrides, message):
@@ -71,3 +73,13 @@ def test_a_context_model_trains_on_augmented_sequences_and_its_checkpoint_transc
     assert metrics["config"] == "context_tcn" and metrics["epochs"] == 2 and 0 < metrics["test/ap"] <= 1
     model = load_model(metrics["best_checkpoint"])
     assert model.sequence and model.hop == 1024
+
+
+@pytest.mark.slow
+def test_init_from_starts_training_from_the_bundled_default_model(run_env, tmp_path):
+    """With no epochs to train, the test split scores the initial weights: the default model's, or random ones."""
+    common = ["experiment=context_default", "data.preset=tiny", "logger=csv", "trainer.max_epochs=0"]
+    train(run_env, *common, "init_from=amt/weights/default.ckpt", run=tmp_path / "default")
+    train(run_env, *common, run=tmp_path / "scratch")
+    default, scratch = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("default", "scratch"))
+    assert default["config"] == "context_default" and default["test/ap"] > 0.7 > 0.2 > scratch["test/ap"]

@@ -169,7 +169,9 @@ class SequenceDataModule(L.LightningDataModule):
     """Crops ``[batch, crop_frames, BANDS]`` with targets ``{"frame", "onset"}: [batch, crop_frames, 81]``.
 
     ``recordings`` is a MusicNet-layout folder with ``train``, ``valid`` and ``test`` splits;
-    ``corpus`` (optional) is built first (the offline corpus, ``data=sequences``).
+    ``corpus`` (optional) is built first (the offline corpus, ``data=sequences``). Spectrograms are
+    cached in ``cache_dir``, by default ``features-h{hop}`` inside ``recordings``; give one folder per
+    corpus elsewhere when the recordings are read-only (MusicNet on a shared drive).
     """
 
     def __init__(
@@ -182,6 +184,7 @@ class SequenceDataModule(L.LightningDataModule):
         crops_per_epoch: int | None = None,
         augment: SpectrogramAugment | None = None,
         num_workers: int = 0,
+        cache_dir: str | Path | None = None,
     ):
         super().__init__()
         if hop < 1 or crop_frames < 1 or batch_size < 1:
@@ -189,12 +192,9 @@ class SequenceDataModule(L.LightningDataModule):
         self.root, self.corpus, self.hop = Path(recordings), corpus, hop
         self.crop_frames, self.batch_size, self.crops_per_epoch = crop_frames, batch_size, crops_per_epoch
         self.augment, self.num_workers = augment, num_workers
+        self.cache_dir = Path(cache_dir) if cache_dir else self.root / f"features-h{hop}"
         self.bins = BANDS
         self.splits: dict[str, list[SequenceRecording]] = {}
-
-    @property
-    def cache_dir(self) -> Path:
-        return self.root / f"features-h{self.hop}"
 
     def prepare_data(self) -> None:
         """Build the corpus (when given) and cache every recording's spectrogram, with a progress bar."""
