@@ -51,6 +51,7 @@ from amt.transcribe import (
     CNN_MULTI_CHECKPOINT,
     Outputs,
     TranscribeSettings,
+    checkpoint_decoder_config,
     default_decoder,
     load_model,
     transcribe_file,
@@ -254,9 +255,9 @@ def main(argv: list[str] | None = None) -> None:
                 )
                 for hop in (WINDOW_SIZE, WINDOW_SIZE // 4)
             }
-            contenders["default model"] = functools.partial(
-                real_time_factor, audio, default, TranscribeSettings(decoder=default_decoder(default)), seconds
-            )
+            shipped = checkpoint_decoder_config()
+            as_shipped = TranscribeSettings(decoder=default_decoder(default), decoder_config=shipped)
+            contenders["default model"] = functools.partial(real_time_factor, audio, default, as_shipped, seconds)
             rtf = timed(args.repeats, contenders)
 
     print(

@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -110,11 +111,11 @@ def _progress_bar() -> Progress | nullcontext:
 
 
 def _decoder_config(args: argparse.Namespace) -> DecoderConfig:
-    """A DecoderConfig from the decoder options given (defaults for the others)."""
-    from amt.notes import DecoderConfig
+    """The decoder options given, over the settings saved with the checkpoint (``amt tune --save``)."""
+    from amt.transcribe import checkpoint_decoder_config
 
     given = {name: getattr(args, name) for name in DECODER_OPTIONS if getattr(args, name) is not None}
-    return DecoderConfig(**given)
+    return replace(checkpoint_decoder_config(args.ckpt), **given)
 
 
 def _model_run(args: argparse.Namespace, decoders: Sequence[str] | None) -> ModelRun:
@@ -201,6 +202,10 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 def _tune(args: argparse.Namespace) -> None:
     from amt.evaluate import THRESHOLD_GRID, TUNED, trial_records, tune, tuning_table, write_json
+    from amt.transcribe import save_decoder_config
+
+    if args.save and args.ckpt is None:
+        raise AmtError("--save writes into the checkpoint: name it with --ckpt")
 
     run = _model_run(args, [args.decoder] if args.decoder else None)
     decoder = run.decoders[0]
@@ -211,6 +216,9 @@ def _tune(args: argparse.Namespace) -> None:
     console.print("best: " + " ".join(f"--{name.replace('_', '-')} {getattr(trials[0][0], name):g}" for name in names))
     if args.json:
         write_json(trial_records(trials), args.json)
+    if args.save:
+        save_decoder_config(args.ckpt, trials[0][0])
+        console.print(f"saved in {args.ckpt}: transcribe, evaluate and tune now start from these settings")
 
 
 DECODER_OPTIONS = ("threshold", "on", "off", "max_gap_s", "min_note_s", "onset_threshold")
@@ -359,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--grid", type=_grid, help="comma-separated thresholds to try (default 0.1,0.2,...,0.9)")
     tune.add_argument("--top", type=int, default=10, help="rows to print")
     tune.add_argument("--json", type=Path, help="write every trial as JSON")
+    tune.add_argument("--save", action="store_true", help="store the best settings in the --ckpt checkpoint")
     _add_model_options(tune)
     _add_decoder_options(tune)
     tune.set_defaults(run=_tune)

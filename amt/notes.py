@@ -345,7 +345,8 @@ class DecoderConfig:
     ``start_without_onset`` were tuned for the temporal-convolution context model on the validation
     split at its 1,024 hop (``amt tune --decoder onsets``): its onset probabilities peak low, so 0.3
     beats 0.5 by 0.15 onset note F1, and letting a clear frame start a note recovers soft attacks
-    (+0.03 recall) at 0.03 re-attacks per note. Other models and hops deserve their own tuning.
+    (+0.03 recall) at 0.03 re-attacks per note. Other models and hops deserve their own tuning, which
+    ``amt tune --save`` stores in the checkpoint, where it replaces these defaults.
     """
 
     threshold: float = 0.5

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,7 @@ from amt.notes import (
     decode,
     events_from_musicnet,
     read_musicnet_csv,
+    write_atomically,
     write_midi,
     write_note_csv,
 )
@@ -49,6 +50,9 @@ DEFAULT_CHECKPOINT = WEIGHTS / "default.ckpt"
 """The model ``amt transcribe`` uses without ``--ckpt`` (see amt/weights/README.md)."""
 CNN_MULTI_CHECKPOINT = WEIGHTS / "cnn_multi.ckpt"
 """The report's multi-layer CNN trained on the default corpus, bundled for comparison (``--ckpt``)."""
+
+DECODER_CONFIG_KEY = "decoder_config"
+"""Where a checkpoint's hyperparameters keep its tuned decoder settings."""
 
 CHUNK_WINDOWS = 8_192
 """Windows cut, transformed and classified at a time (≈ 134 MB of float32 windows)."""
@@ -73,13 +77,20 @@ class LogCompressed(nn.Module):
         return self.model(torch.log1p(spectra))
 
 
-def _read_checkpoint(ckpt: Path) -> tuple[dict[str, torch.Tensor], dict | None]:
-    """The model's weights (keys without ``model.``) and, when saved, its config from the hyperparameters."""
+def _load_checkpoint(ckpt: Path) -> dict:
     try:
         checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)
     except Exception as error:  # torch.load raises almost anything for a file that is not a checkpoint
         raise AmtError(f"{ckpt}: not a PyTorch checkpoint ({type(error).__name__})") from None
-    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    if not isinstance(checkpoint, dict):
+        raise AmtError(f"{ckpt}: not a checkpoint of amt's TranscriptionModule (not a dictionary)")
+    return checkpoint
+
+
+def _read_checkpoint(ckpt: Path) -> tuple[dict[str, torch.Tensor], dict | None]:
+    """The model's weights (keys without ``model.``) and, when saved, its config from the hyperparameters."""
+    checkpoint = _load_checkpoint(ckpt)
+    state = checkpoint.get("state_dict")
     weights = {k.removeprefix("model."): v for k, v in (state or {}).items() if k.startswith("model.")}
     if not weights:
         raise AmtError(f"{ckpt}: not a checkpoint of amt's TranscriptionModule (no model.* weights in its state_dict)")
@@ -128,6 +139,16 @@ def _build_model(node, source: Path) -> nn.Module:
     return model
 
 
+def _existing(ckpt: str | os.PathLike | None) -> Path:
+    """``ckpt`` (default: :data:`DEFAULT_CHECKPOINT`), which must exist."""
+    ckpt = Path(ckpt) if ckpt is not None else DEFAULT_CHECKPOINT
+    if not ckpt.is_file():
+        if ckpt == DEFAULT_CHECKPOINT:
+            raise AmtError(f"no default model is installed ({ckpt} is missing); pass --ckpt PATH")
+        raise AmtError(f"{ckpt}: no such checkpoint")
+    return ckpt
+
+
 def load_model(ckpt: str | os.PathLike | None = None) -> nn.Module:
     """The model of a ``train.py`` checkpoint (default: :data:`DEFAULT_CHECKPOINT`), in eval mode on the CPU.
 
@@ -137,11 +158,7 @@ def load_model(ckpt: str | os.PathLike | None = None) -> nn.Module:
     wrapped in :class:`LogCompressed`; one trained with ``data.datamodule.standardise=true`` is
     refused, since its checkpoint lacks the training split's statistics.
     """
-    ckpt = Path(ckpt) if ckpt is not None else DEFAULT_CHECKPOINT
-    if not ckpt.is_file():
-        if ckpt == DEFAULT_CHECKPOINT:
-            raise AmtError(f"no default model is installed ({ckpt} is missing); pass --ckpt PATH")
-        raise AmtError(f"{ckpt}: no such checkpoint")
+    ckpt = _existing(ckpt)
     weights, saved_model_config = _read_checkpoint(ckpt)
     config, config_file = _train_config(ckpt)
     if saved_model_config is None and config is None:
@@ -175,6 +192,22 @@ def initialise_from(model: nn.Module, ckpt: str | os.PathLike) -> None:
         raise AmtError(f"{ckpt}: no such checkpoint to initialise from")
     weights, _ = _read_checkpoint(ckpt)
     _fit_weights(model, weights, ckpt, f"model={type(model).__name__} as configured (check the model overrides)")
+
+
+def checkpoint_decoder_config(ckpt: str | os.PathLike | None = None) -> DecoderConfig:
+    """The decoder settings saved in a checkpoint (``amt tune --save``) over :class:`DecoderConfig`'s
+    defaults: thresholds belong to the model they were tuned for."""
+    saved = _load_checkpoint(_existing(ckpt)).get("hyper_parameters", {}).get(DECODER_CONFIG_KEY) or {}
+    known = {field.name for field in fields(DecoderConfig)}
+    return DecoderConfig(**{name: value for name, value in saved.items() if name in known})
+
+
+def save_decoder_config(ckpt: str | os.PathLike, config: DecoderConfig) -> None:
+    """Store ``config`` in the checkpoint (atomically), where :func:`checkpoint_decoder_config` finds it."""
+    ckpt = _existing(ckpt)
+    checkpoint = _load_checkpoint(ckpt)
+    checkpoint.setdefault("hyper_parameters", {})[DECODER_CONFIG_KEY] = asdict(config)
+    write_atomically(ckpt, ".ckpt", lambda tmp: torch.save(checkpoint, tmp))
 
 
 def default_decoder(model: nn.Module) -> str:

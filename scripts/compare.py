@@ -30,7 +30,7 @@ import soundfile
 
 from amt.data.musicnet import find_recordings
 from amt.evaluate import POOLED, evaluate
-from amt.transcribe import Outputs, TranscribeSettings, load_model, transcribe_file
+from amt.transcribe import Outputs, TranscribeSettings, checkpoint_decoder_config, load_model, transcribe_file
 
 REPO = Path(__file__).resolve().parent.parent
 BASIC_PITCH_PYTHON = REPO / ".venv-basic-pitch" / "bin" / "python"
@@ -67,7 +67,8 @@ def run_amt(name: str, ckpt: Path, decoder: str, recordings: list, out: Path) ->
     """Transcribe every recording to OUT/ID.csv (and .mid); returns the seconds spent."""
     out.mkdir(parents=True, exist_ok=True)
     model = load_model(ckpt)
-    settings = TranscribeSettings(hop=FRAME_HOP, decoder=decoder)  # context models keep their own hop
+    # context models keep their own hop; every model its tuned decoder settings (amt tune --save)
+    settings = TranscribeSettings(hop=FRAME_HOP, decoder=decoder, decoder_config=checkpoint_decoder_config(ckpt))
     seconds = 0.0
     for recording in recordings:
         start = time.perf_counter()

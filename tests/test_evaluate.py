@@ -8,12 +8,14 @@ from pathlib import Path
 import mir_eval
 import numpy as np
 import pytest
+import torch
 from test_transcribe import checkpoint  # noqa: F401 - the shared trained-checkpoint fixture
 
 from amt.audio import SAMPLE_RATE, WINDOW_SIZE, sequential_centres
 from amt.cli import main
 from amt.errors import AmtError
 from amt.evaluate import (
+    MIN_NOTE_GRID,
     POOLED,
     ModelRun,
     count_reattacks,
@@ -32,7 +34,7 @@ from amt.notes import (
     read_musicnet_csv,
     write_note_csv,
 )
-from amt.transcribe import load_model
+from amt.transcribe import checkpoint_decoder_config, load_model
 
 TIMES = sequential_centres(10 * SAMPLE_RATE, hop=1024) / SAMPLE_RATE  # 10 s at a 23 ms hop
 REFERENCE = [NoteEvent(0.5, 1.5, 60), NoteEvent(1.0, 2.0, 64), NoteEvent(3.0, 5.0, 67), NoteEvent(6.0, 6.4, 72)]
@@ -150,7 +152,7 @@ def test_tuning_the_onsets_decoder_finds_an_onset_threshold_below_weak_onset_pea
     trials = tune_thresholds([probabilities], [reference], [times], "onsets", config, (0.2, 0.5), [onsets])
     best, metrics = trials[0]
     assert best.onset_threshold == 0.2 and metrics["note_f1"] > trials[-1][1]["note_f1"]
-    assert len(trials) == 4
+    assert len(trials) == 2 * 2 * len(MIN_NOTE_GRID)
 
 
 # --- folders of real recordings ------------------------------------------------------------------
@@ -250,3 +252,19 @@ def test_evaluate_and_tune_from_the_command_line(checkpoint, flat_folder, tmp_pa
     assert main(tune) == 0
     assert "best: --on" in capsys.readouterr().out
     assert len(json.loads((tmp_path / "t.json").read_text())) == 3
+
+
+def test_tuned_settings_saved_in_a_checkpoint_become_its_defaults(checkpoint, flat_folder, tmp_path, capsys):  # noqa: F811
+    assert main(["tune", str(flat_folder), "--save"]) == 2
+    assert "name it with --ckpt" in capsys.readouterr().err
+    ckpt = tmp_path / "tuned.ckpt"
+    shutil.copy(checkpoint, ckpt)
+    shutil.copy(checkpoint.parent.parent / ".hydra" / "config.yaml", ckpt.with_suffix(".yaml"))
+    assert checkpoint_decoder_config(ckpt) == DecoderConfig()
+    tune = ["tune", str(flat_folder), "--ckpt", str(ckpt), "--grid", "0.2,0.7", "--save"]
+    tune += ["--json", str(tmp_path / "t.json")]
+    assert main(tune) == 0
+    best = json.loads((tmp_path / "t.json").read_text())[0]
+    saved = checkpoint_decoder_config(ckpt)
+    assert (saved.on, saved.off) == (best["on"], best["off"]) != (DecoderConfig().on, DecoderConfig().off)
+    assert torch.equal(load_model(ckpt).head.weight, load_model(checkpoint).head.weight)

@@ -51,7 +51,7 @@ def test_resuming_from_the_last_checkpoint_ends_at_the_same_epoch_count(run_env,
         (["model=transformer9000"], "unknown model 'transformer9000' (choose from:"),
         (["model=cnn_multi", "model.dropout=-0.1"], "dropout"),
         (["model=cnn_multi", "data.datamodule.bins=128"], "does not match the model"),
-        (["model=context_tcn", "init_from=amt/weights/default.ckpt"], "its weights do not fit model=ContextTranscriber"),
+        (["model=context_tcn", "init_from=amt/weights/default.ckpt"], "weights do not fit model=ContextTranscriber"),
         (["init_from=missing.ckpt"], "missing.ckpt: no such checkpoint to initialise from"),
     ],
 )
