@@ -24,7 +24,7 @@ from amt.data.musicnet import find_recordings, sequential_windows
 from amt.errors import AmtError
 from amt.models.cnn import CNN1Layer
 from amt.module import TranscriptionModule
-from amt.notes import cut_to_label_space, read_note_csv
+from amt.notes import DecoderConfig, cut_to_label_space, read_note_csv
 from amt.transcribe import LogCompressed, frame_probabilities, load_model
 
 REPO = Path(__file__).resolve().parent.parent
@@ -332,3 +332,18 @@ def test_a_context_model_transcribes_and_evaluates_with_the_onsets_decoder(
     args = ["evaluate", str(folder), "--ckpt", str(context_checkpoint), "--json", str(report)]
     assert main([*args, "--decoder", "onsets", "--decoder", "hysteresis"]) == 0
     assert set(json.loads(report.read_text())["systems"]) == {"onsets", "hysteresis"}
+
+
+def test_a_packed_checkpoint_keeps_the_model_and_its_decoder_settings(context_checkpoint, test_recording, tmp_path):
+    tuned = tmp_path / "tuned.ckpt"
+    shutil.copy(context_checkpoint, tuned)
+    transcribe.save_decoder_config(tuned, DecoderConfig(onset_threshold=0.4, min_note_s=0.05))
+    packed = tmp_path / "packed.ckpt"
+    script = Path(__file__).resolve().parent.parent / "scripts" / "pack_checkpoint.py"
+    subprocess.run([sys.executable, str(script), str(tuned), str(packed)], check=True, capture_output=True)
+    assert packed.stat().st_size < tuned.stat().st_size / 2
+    assert transcribe.checkpoint_decoder_config(packed) == DecoderConfig(onset_threshold=0.4, min_note_s=0.05)
+    samples = load_audio(test_recording.wav)[: 4 * SAMPLE_RATE]
+    full, half = (frame_probabilities(samples, load_model(ckpt)) for ckpt in (context_checkpoint, packed))
+    np.testing.assert_allclose(half.probabilities, full.probabilities, atol=0.01)
+    np.testing.assert_allclose(half.onsets, full.onsets, atol=0.01)
