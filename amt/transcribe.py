@@ -197,7 +197,7 @@ def initialise_from(model: nn.Module, ckpt: str | os.PathLike) -> None:
 def checkpoint_decoder_config(ckpt: str | os.PathLike | None = None) -> DecoderConfig:
     """The decoder settings saved in a checkpoint (``amt tune --save``) over :class:`DecoderConfig`'s
     defaults: thresholds belong to the model they were tuned for."""
-    saved = _load_checkpoint(_existing(ckpt)).get("hyper_parameters", {}).get(DECODER_CONFIG_KEY) or {}
+    saved = (_load_checkpoint(_existing(ckpt)).get("hyper_parameters") or {}).get(DECODER_CONFIG_KEY) or {}
     known = {field.name for field in fields(DecoderConfig)}
     return DecoderConfig(**{name: value for name, value in saved.items() if name in known})
 
