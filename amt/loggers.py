@@ -20,12 +20,15 @@ def wandb_logged_in() -> bool:
         return False
 
 
+def wandb_offline(offline: bool | None) -> bool:
+    """``offline`` as configured; None (the default) means offline unless somebody is logged in."""
+    return not wandb_logged_in() if offline is None else offline
+
+
 def wandb_logger(offline: bool | None = None, **kwargs) -> WandbLogger:
     """A :class:`WandbLogger` that runs offline when ``offline`` is None and nobody is logged in.
 
     Offline runs land in ``<save_dir>/wandb/offline-run-*`` and can be uploaded later with
     ``wandb sync``; ``WANDB_MODE`` still overrides everything, as wandb itself defines.
     """
-    if offline is None:
-        offline = not wandb_logged_in()
-    return WandbLogger(offline=offline, **kwargs)
+    return WandbLogger(offline=wandb_offline(offline), **kwargs)

@@ -499,6 +499,9 @@ def decode_hysteresis(
     return _decode(probabilities, frame_times, segmenter, no_onsets)
 
 
+NO_ONSETS = "the onsets decoder needs onset probabilities, and this model predicts frames only"
+
+
 def decode_onsets(
     probabilities: np.ndarray,
     frame_times: np.ndarray,
@@ -512,7 +515,7 @@ def decode_onsets(
     above ``config.on`` without an onset start a note only with ``config.start_without_onset``.
     """
     if onsets is None:
-        raise AmtError("the onsets decoder needs onset probabilities, and this model predicts frames only")
+        raise AmtError(NO_ONSETS)
     config = config or DecoderConfig()
     probabilities, frame_times, onsets = _checked(probabilities, frame_times, onsets)
     segmenter = _Segmenter.from_config(config, frame_hop_s(frame_times), config.start_without_onset)

@@ -200,12 +200,10 @@ def log_to_wandb(jobs: Sequence[JobResult], paths: dict[str, Path], config: Dict
     """The per-job table and the figure as one W&B run in the sweep's group (offline unless logged in)."""
     import wandb
 
-    from amt.loggers import wandb_logged_in
+    from amt.loggers import wandb_offline
 
     node = OmegaConf.select(config, "logger.wandb")
-    mode = (
-        "online" if node.get("offline") is False or (node.get("offline") is None and wandb_logged_in()) else "offline"
-    )
+    mode = "offline" if wandb_offline(node.get("offline")) else "online"
     run = wandb.init(
         project=node.get("project"),
         group=config.sweep.name,

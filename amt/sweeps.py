@@ -67,25 +67,22 @@ def apply_pinning(pinning: dict[str, str | int]) -> None:
         log.info("job pinned to %d CPU threads", pinning["threads"])
 
 
+def _key(override: str) -> str:
+    """The config key an override sets: ``+model.dropout=0.1`` → ``model.dropout``."""
+    return override.partition("=")[0].lstrip("+~")
+
+
 def setting_of(overrides: Sequence[str], keys: Collection[str] | None = None) -> str:
     """A job's setting: its overrides (only those of ``keys`` when given) without the seed, e.g. ``model.dropout=0.1``.
 
     ``default`` when nothing is left.
     """
-    kept = [
-        override
-        for override in overrides
-        if (name := override.partition("=")[0].lstrip("+~")) != "seed" and (keys is None or name in keys)
-    ]
+    kept = [o for o in overrides if _key(o) != "seed" and (keys is None or _key(o) in keys)]
     return " ".join(sorted(kept)) or "default"
 
 
 def seed_of(overrides: Sequence[str], default: int) -> int:
-    for override in overrides:
-        key, _, value = override.partition("=")
-        if key.lstrip("+~") == "seed":
-            return int(value)
-    return default
+    return next((int(o.partition("=")[2]) for o in overrides if _key(o) == "seed"), default)
 
 
 def finished_metrics(run_dir: Path, overrides: Sequence[str]) -> dict | None:

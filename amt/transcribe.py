@@ -34,6 +34,7 @@ from amt.audio import SAMPLE_RATE, WINDOW_SIZE, load_audio, peak_normalise, sequ
 from amt.errors import AmtError
 from amt.notes import (
     DECODERS,
+    NO_ONSETS,
     NUM_NOTES,
     DecoderConfig,
     NoteEvent,
@@ -218,7 +219,7 @@ def default_decoder(model: nn.Module) -> str:
 def check_decoders(model: nn.Module, decoders: Sequence[str]) -> None:
     """Refuse, before any audio is read, the onsets decoder for a model that predicts frames only."""
     if "onsets" in decoders and not getattr(model, "sequence", False):
-        raise AmtError("the onsets decoder needs onset probabilities, and this model predicts frames only")
+        raise AmtError(NO_ONSETS)
 
 
 def resolve_device(name: str) -> torch.device:
