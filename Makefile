@@ -52,7 +52,7 @@ lint: $(STAMP)  ## ruff
 	$(VENV)/bin/ruff format --check amt tests scripts train.py sweep.py
 
 bench: $(STAMP)  ## training and inference throughput (numbers, not assertions)
-	$(PY) -m amt.bench $(ARGS)
+	$(PY) scripts/bench.py $(ARGS)
 
 BP_VENV := .venv-basic-pitch
 basic-pitch: $(BP_VENV)/.installed  ## basic-pitch (Spotify) in its own virtual environment, for scripts/compare.py

@@ -23,10 +23,10 @@ from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from amt.callbacks import TrainingCurves
+from amt.checkpoint import initialise_from
 from amt.config import check_group_choices
 from amt.errors import AmtError
 from amt.module import TranscriptionModule
-from amt.transcribe import initialise_from
 
 log = logging.getLogger("amt.train")
 REPORTED = ("train/ap", "val/ap", "test/ap", "train/loss", "val/loss", "test/loss")

@@ -8,7 +8,6 @@ recording is treated the same way in training and in transcription.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import soundfile
 import soxr
 
 from amt.errors import AmtError
+from amt.files import write_atomically
 
 SAMPLE_RATE = 44_100
 """Every array of samples in amt is at this rate (MusicNet's)."""
@@ -54,29 +54,9 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
 
 def save_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
     """Write mono samples as 16-bit PCM, atomically (a half-written file never has the final name)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".wav")
-    os.close(fd)
-    try:
-        soundfile.write(tmp, np.clip(samples, -1.0, 1.0), sample_rate, subtype="PCM_16")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def sequential_centres(n_samples: int, hop: int = WINDOW_SIZE, size: int = WINDOW_SIZE) -> np.ndarray:
-    """Centres of windows every ``hop`` samples from the start of a recording.
-
-    The first window starts at sample 0 (the report's back-to-back windows when ``hop == size``);
-    windows continue while their start lies inside the recording, the last one zero-padded.
-    """
-    if n_samples < size:
-        raise AmtError(f"recording of {n_samples} samples is shorter than one window ({size} samples)")
-    starts = np.arange(0, n_samples - size + hop, hop, dtype=np.int64)
-    starts = starts[starts < n_samples]
-    return starts + size // 2
+    write_atomically(
+        path, ".wav", lambda tmp: soundfile.write(tmp, np.clip(samples, -1.0, 1.0), sample_rate, subtype="PCM_16")
+    )
 
 
 def cut_windows(samples: np.ndarray, centres: np.ndarray, size: int = WINDOW_SIZE) -> np.ndarray:

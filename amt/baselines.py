@@ -10,25 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
-from torchmetrics.functional.classification import multilabel_average_precision
 
 from amt.audio import spectra
 from amt.data.minimusicnet import load_split
+from amt.data.recordings import SPLITS
+from amt.metrics import micro_average_precision
 
 RIDGE_CHUNK = 8_192
-
-
-def micro_average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Micro AP over all (window, label) pairs — the metric of MusicNet, mini-MusicNet and the report."""
-    return float(
-        multilabel_average_precision(
-            torch.tensor(scores, dtype=torch.float32),
-            torch.tensor(labels, dtype=torch.long),
-            num_labels=labels.shape[1],
-            average="micro",
-        )
-    )
 
 
 def _gram(windows: np.ndarray, labels: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
@@ -49,7 +37,7 @@ def ridge_baseline(windows_dir: str | Path, bins: int = 2049, ridge: float = 1e-
     xtx, xty = _gram(train_windows, train_labels, bins)
     beta = np.linalg.solve(xtx + ridge * np.eye(bins), xty).astype(np.float32)
     results = {}
-    for split in ("train", "valid", "test"):
+    for split in SPLITS:
         windows, labels = load_split(windows_dir, split)
         scores = np.concatenate(
             [spectra(windows[s : s + RIDGE_CHUNK], bins) @ beta for s in range(0, len(windows), RIDGE_CHUNK)]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from amt.notes import write_atomically
+from amt.files import write_atomically
 
 
 def cached_array(path: Path, key: dict, compute: Callable[[], np.ndarray]) -> np.ndarray:

@@ -1,4 +1,8 @@
-"""The ``amt`` command: data preparation, baselines, transcription and evaluation (training is ``python train.py``)."""
+"""The ``amt`` command: data preparation, baselines, transcription and evaluation (training is ``python train.py``).
+
+Each sub-command is a handler (``_transcribe``, …) with its parser beside it (``_add_transcribe``);
+:func:`build_parser` puts them together in the order ``amt --help`` lists them.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,10 +23,15 @@ from rich.table import Table
 from amt.errors import AmtError
 
 if TYPE_CHECKING:
+    from amt.checkpoint import Checkpoint
+    from amt.decode import DecoderConfig
     from amt.evaluate import ModelRun
-    from amt.notes import DecoderConfig
 
 console = Console()
+Commands = argparse._SubParsersAction
+
+
+# --- amt data ------------------------------------------------------------------------------------
 
 
 def _data_synth(args: argparse.Namespace) -> None:
@@ -33,11 +42,32 @@ def _data_synth(args: argparse.Namespace) -> None:
     _print_statistics(windows)
 
 
+def _add_data_synth(data: Commands) -> None:
+    synth = data.add_parser("synth", help="build the offline MusicNet-like corpus (music21 scores + FluidSynth)")
+    synth.add_argument("--preset", default="mini", help="corpus size: tiny (tests) or mini (mini-MusicNet size)")
+    synth.add_argument("--out", required=True, type=Path, help="corpus folder (recordings/ and windows/ inside)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--soundfont", type=Path, default=None, help="General MIDI .sf2 (default: system GM font)")
+    synth.set_defaults(run=_data_synth)
+
+
 def _data_rerender(args: argparse.Namespace) -> None:
     from amt.data.synth import rerender_split
 
     out = rerender_split(args.preset, args.seed, args.split, args.soundfont, args.out)
     console.print(f"{args.split} split re-rendered with {args.soundfont} in an unseen hall: {out}")
+
+
+def _add_data_rerender(data: Commands) -> None:
+    rerender = data.add_parser(
+        "rerender", help="one split of the corpus rendered with another soundfont, in a hall training never heard"
+    )
+    rerender.add_argument("--preset", default="mini")
+    rerender.add_argument("--seed", type=int, default=0)
+    rerender.add_argument("--split", default="test")
+    rerender.add_argument("--soundfont", required=True, type=Path, help="a General MIDI .sf2/.sf3 not used in training")
+    rerender.add_argument("--out", required=True, type=Path, help="folder for SPLIT_data/ and SPLIT_labels/")
+    rerender.set_defaults(run=_data_rerender)
 
 
 def _data_musicnet(args: argparse.Namespace) -> None:
@@ -48,12 +78,28 @@ def _data_musicnet(args: argparse.Namespace) -> None:
     _print_statistics(windows)
 
 
+def _add_data_musicnet(data: Commands) -> None:
+    musicnet = data.add_parser("musicnet", help="mini-MusicNet-format windows from a MusicNet copy")
+    musicnet.add_argument(
+        "--musicnet", required=True, type=Path, help="MusicNet root (train_data/, train_labels/, ...)"
+    )
+    musicnet.add_argument("--out", required=True, type=Path)
+    musicnet.set_defaults(run=_data_musicnet)
+
+
 def _data_minimusicnet(args: argparse.Namespace) -> None:
     from amt.data.minimusicnet import MiniMusicNet
 
     path = MiniMusicNet(args.path, download=args.download).prepare()
     console.print(f"mini-MusicNet checked: {path}")
     _print_statistics(path)
+
+
+def _add_data_minimusicnet(data: Commands) -> None:
+    mini = data.add_parser("minimusicnet", help="check (or download) the published mini-MusicNet files")
+    mini.add_argument("--path", required=True, type=Path)
+    mini.add_argument("--download", action="store_true", help="download the files first when they are missing")
+    mini.set_defaults(run=_data_minimusicnet)
 
 
 def _data_spectra(args: argparse.Namespace) -> None:
@@ -64,15 +110,24 @@ def _data_spectra(args: argparse.Namespace) -> None:
     console.print(f"spectra folder ready: {out} ({size / 1e6:.1f} MB); train on it with data=spectra data.path={out}")
 
 
+def _add_data_spectra(data: Commands) -> None:
+    spectra = data.add_parser("spectra", help="copy a folder of windows as spectra and labels only (a spectra folder)")
+    spectra.add_argument("path", type=Path, help="folder of windows")
+    spectra.add_argument("--bins", type=int, required=True, help="spectrum bins the model takes (model.bins)")
+    spectra.add_argument("--out", required=True, type=Path)
+    spectra.set_defaults(run=_data_spectra)
+
+
 def _data_stats(args: argparse.Namespace) -> None:
     _print_statistics(Path(args.path))
 
 
 def _print_statistics(windows_dir: Path) -> None:
     """One row per split: the label statistics used to compare a corpus with mini-MusicNet."""
-    from amt.data.minimusicnet import SPLITS, load_split
+    from amt.data.minimusicnet import load_split
     from amt.data.musicnet import window_statistics
-    from amt.notes import note_name
+    from amt.data.recordings import SPLITS
+    from amt.labels import note_name
 
     table = Table(title=f"windows in {windows_dir}")
     for column in ("split", "windows", "notes/window", "max notes", "empty", "pitch range", "outside A0..F7"):
@@ -94,89 +149,56 @@ def _print_statistics(windows_dir: Path) -> None:
     console.print(table)
 
 
+def _add_data_stats(data: Commands) -> None:
+    stats = data.add_parser("stats", help="label statistics of a folder of windows")
+    stats.add_argument("path", type=Path)
+    stats.set_defaults(run=_data_stats)
+
+
+def _add_data(commands: Commands) -> None:
+    data = commands.add_parser("data", help="build, download or check data sets")
+    sources = data.add_subparsers(dest="source", required=True)
+    for add in (
+        _add_data_synth,
+        _add_data_rerender,
+        _add_data_musicnet,
+        _add_data_minimusicnet,
+        _add_data_spectra,
+        _add_data_stats,
+    ):
+        add(sources)
+
+
+# --- amt baseline --------------------------------------------------------------------------------
+
+
 def _baseline_ridge(args: argparse.Namespace) -> None:
     from amt.baselines import ridge_baseline
+    from amt.data.recordings import SPLITS
 
     results = ridge_baseline(args.path, bins=args.bins, ridge=args.ridge)
     table = Table(title=f"ridge regression on |rfft| (bins={args.bins}, λ={args.ridge:g}), micro AP")
-    for split in ("train", "valid", "test"):
+    for split in SPLITS:
         table.add_column(split, justify="right")
-    table.add_row(*(f"{results[f'{split}/ap']:.3f}" for split in ("train", "valid", "test")))
+    table.add_row(*(f"{results[f'{split}/ap']:.3f}" for split in SPLITS))
     console.print(table)
+
+
+def _add_baseline(commands: Commands) -> None:
+    baseline = commands.add_parser("baseline", help="reference baselines").add_subparsers(dest="name", required=True)
+    ridge = baseline.add_parser("ridge", help="ridge regression on FFT features (mini-MusicNet README)")
+    ridge.add_argument("path", type=Path, help="folder of windows")
+    ridge.add_argument("--bins", type=int, default=2049)
+    ridge.add_argument("--ridge", type=float, default=1e-3)
+    ridge.set_defaults(run=_baseline_ridge)
+
+
+# --- options shared by transcribe, evaluate and tune ---------------------------------------------
 
 
 def _progress_bar() -> Progress | nullcontext:
     """A transient progress bar on stderr for long recordings; nothing when stderr is not a terminal."""
     return Progress(console=Console(stderr=True), transient=True) if sys.stderr.isatty() else nullcontext()
-
-
-def _decoder_config(args: argparse.Namespace) -> DecoderConfig:
-    """The decoder options given, over the settings saved with the checkpoint (``amt tune --save``)."""
-    from amt.transcribe import checkpoint_decoder_config
-
-    given = {name: getattr(args, name) for name in DECODER_OPTIONS if getattr(args, name) is not None}
-    return replace(checkpoint_decoder_config(args.ckpt), **given)
-
-
-def _model_run(args: argparse.Namespace, decoders: Sequence[str] | None) -> ModelRun:
-    """The model of ``--ckpt`` with ``decoders`` (None: the model's default decoder)."""
-    from amt.evaluate import ModelRun
-    from amt.transcribe import check_decoders, default_decoder, load_model, resolve_device
-
-    device = str(resolve_device(args.device))
-    model = load_model(args.ckpt)
-    decoders = decoders or [default_decoder(model)]
-    check_decoders(model, decoders)
-    return ModelRun(model, tuple(decoders), _decoder_config(args), args.batch_size, device)
-
-
-def _transcribe(args: argparse.Namespace) -> None:
-    from amt.evaluate import score
-    from amt.transcribe import (
-        TranscribeSettings,
-        check_decoders,
-        default_decoder,
-        load_model,
-        output_paths,
-        resolve_device,
-        transcribe_file,
-    )
-
-    if args.labels is not None and len(args.inputs) != 1:
-        raise AmtError("--labels goes with one input recording")
-    device = str(resolve_device(args.device))
-    outputs = output_paths(args.inputs, args.out)
-    model = load_model(args.ckpt)
-    settings = TranscribeSettings(
-        hop=args.hop,
-        batch_size=args.batch_size,
-        device=device,
-        decoder=args.decoder or default_decoder(model),
-        decoder_config=_decoder_config(args),
-        plot=args.plot or args.labels is not None,
-    )
-    check_decoders(model, [settings.decoder])
-    failed = 0
-    with _progress_bar() as progress:
-        for audio, out in zip(args.inputs, outputs, strict=True):
-            try:
-                result = transcribe_file(audio, out, model, settings, args.labels, progress)
-            except AmtError as error:
-                print(f"amt: error: {error}", file=sys.stderr)
-                failed += 1
-                continue
-            written = [out.midi, out.csv] + ([out.png] if settings.plot else [])
-            console.print(f"{audio}: {len(result.events)} notes → {', '.join(map(str, written))}", soft_wrap=True)
-            if result.reference is not None:
-                metrics = score(result.reference, result.events, result.frame_times).metrics()
-                console.print(
-                    f"  against {args.labels}: note F1 {metrics['note_f1']:.3f} (with offsets "
-                    f"{metrics['note_offset_f1']:.3f}), frame F1 {metrics['frame_f1']:.3f}, "
-                    f"re-attacks/note {metrics['reattacks_per_note']:.3f}",
-                    soft_wrap=True,
-                )
-    if failed:
-        raise AmtError(f"{failed} of {len(args.inputs)} inputs failed")
 
 
 def _print_wide(table: Table) -> None:
@@ -187,43 +209,6 @@ def _print_wide(table: Table) -> None:
         Console(width=console.measure(table, options=console.options.update_width(10_000)).maximum).print(table)
 
 
-def _evaluate(args: argparse.Namespace) -> None:
-    from amt.evaluate import evaluate, results_table, write_csv, write_json
-
-    run = _model_run(args, args.decoder) if args.ckpt or not args.predictions else None
-    with _progress_bar() as progress:
-        results = evaluate(args.path, run, args.predictions or (), args.hop, progress, args.split)
-    _print_wide(results_table(results, per_recording=args.per_recording))
-    if args.json:
-        write_json(results, args.json)
-    if args.csv:
-        write_csv(results, args.csv)
-
-
-def _tune(args: argparse.Namespace) -> None:
-    from amt.evaluate import THRESHOLD_GRID, TUNED, trial_records, tune, tuning_table, write_json
-    from amt.transcribe import save_decoder_config
-
-    if args.save and args.ckpt is None:
-        raise AmtError("--save writes into the checkpoint: name it with --ckpt")
-
-    run = _model_run(args, [args.decoder] if args.decoder else None)
-    decoder = run.decoders[0]
-    with _progress_bar() as progress:
-        trials = tune(args.path, run, args.hop, decoder, args.grid or THRESHOLD_GRID, progress, args.split)
-    _print_wide(tuning_table(trials, decoder, f"{decoder} decoder thresholds on {args.path}", args.top))
-    names = TUNED[decoder]
-    console.print("best: " + " ".join(f"--{name.replace('_', '-')} {getattr(trials[0][0], name):g}" for name in names))
-    if args.json:
-        write_json(trial_records(trials), args.json)
-    if args.save:
-        save_decoder_config(args.ckpt, trials[0][0])
-        console.print(f"saved in {args.ckpt}: transcribe, evaluate and tune now start from these settings")
-
-
-DECODER_OPTIONS = ("threshold", "on", "off", "max_gap_s", "min_note_s", "onset_threshold")
-
-
 def _probability(text: str) -> float:
     value = float(text)
     if not 0.0 <= value < 1.0:
@@ -231,7 +216,7 @@ def _probability(text: str) -> float:
     return value
 
 
-def _grid(text: str) -> tuple[float, ...]:
+def _thresholds(text: str) -> tuple[float, ...]:
     try:
         return tuple(_probability(part) for part in text.split(","))
     except ValueError:
@@ -243,108 +228,143 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--hop",
         type=int,
-        default=4096,
-        help="samples between window centres for window models (default 4096); context models use their own",
+        default=None,
+        help="samples between window centres, for window models (default 4096); context models keep their own",
     )
     parser.add_argument("--batch-size", type=int, default=1024, help="windows per forward pass")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
 
 
 def _add_decoder_options(parser: argparse.ArgumentParser) -> None:
-    """Decoder thresholds; a value not given keeps DecoderConfig's default."""
-    from amt.notes import DecoderConfig
+    """One option per :class:`amt.decode.DecoderConfig` setting; a value not given keeps the checkpoint's."""
+    from amt.decode import DecoderConfig
 
-    default = DecoderConfig()
-    group = parser.add_argument_group("decoder options")
-    group.add_argument("--threshold", type=_probability, help=f"naive: frame threshold ({default.threshold:g})")
-    group.add_argument("--on", type=_probability, help=f"a note starts above this probability ({default.on:g})")
-    group.add_argument("--off", type=_probability, help=f"a note goes on above this probability ({default.off:g})")
-    group.add_argument(
-        "--max-gap-s", type=float, help=f"bridge dips shorter than this, seconds ({default.max_gap_s:g})"
+    group = parser.add_argument_group("decoder options (default: the checkpoint's tuned settings, else these)")
+    for setting in fields(DecoderConfig):
+        flag, help_text = f"--{setting.name.replace('_', '-')}", f"{setting.metadata['help']} ({setting.default})"
+        if setting.type in (bool, "bool"):
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            kind = _probability if setting.metadata["probability"] else float
+            group.add_argument(flag, type=kind, default=None, help=help_text)
+
+
+def _decoder_choice(parser: argparse.ArgumentParser, **options) -> None:
+    from amt.decode import DECODERS
+
+    parser.add_argument(
+        "--decoder", choices=tuple(DECODERS), help="default: onsets for context models, else hysteresis", **options
     )
-    group.add_argument(
-        "--min-note-s", type=float, help=f"drop notes shorter than this, seconds ({default.min_note_s:g})"
+
+
+def _decoder_config(args: argparse.Namespace, checkpoint: Checkpoint) -> DecoderConfig:
+    """The decoder options given, over the settings saved with the checkpoint (``amt tune --save``)."""
+    from amt.decode import DecoderConfig
+
+    given = {s.name: getattr(args, s.name) for s in fields(DecoderConfig) if getattr(args, s.name) is not None}
+    return replace(checkpoint.decoder_config, **given)
+
+
+def _model_run(args: argparse.Namespace, checkpoint: Checkpoint, decoders: Sequence[str] | None) -> ModelRun:
+    """The checkpoint's model with ``decoders`` (None: the model's default decoder), on its frame grid."""
+    from amt.decode import default_decoder
+    from amt.evaluate import ModelRun
+    from amt.transcribe import resolve_device
+
+    return ModelRun(
+        checkpoint.model,
+        checkpoint.grid(args.hop),
+        tuple(decoders or [default_decoder(checkpoint.model.context)]),
+        _decoder_config(args, checkpoint),
+        args.batch_size,
+        str(resolve_device(args.device)),
     )
-    group.add_argument(
-        "--onset-threshold", type=_probability, help=f"onsets: onset peak threshold ({default.onset_threshold:g})"
+
+
+def _load(args: argparse.Namespace) -> Checkpoint:
+    from amt.checkpoint import load
+
+    return load(args.ckpt)
+
+
+# --- amt transcribe ------------------------------------------------------------------------------
+
+
+def _transcribe(args: argparse.Namespace) -> None:
+    from amt.transcribe import TranscribeSettings, output_paths, transcribe_file
+
+    if args.labels is not None and len(args.inputs) != 1:
+        raise AmtError("--labels goes with one input recording")
+    outputs = output_paths(args.inputs, args.out)
+    run = _model_run(args, _load(args), [args.decoder] if args.decoder else None)
+    settings = TranscribeSettings(
+        grid=run.grid,
+        batch_size=run.batch_size,
+        device=run.device,
+        decoder=run.decoders[0],
+        decoder_config=run.config,
+        plot=args.plot or args.labels is not None,
     )
+    failed = 0
+    with _progress_bar() as progress:
+        for audio, out in zip(args.inputs, outputs, strict=True):
+            try:
+                result = transcribe_file(audio, out, run.model, settings, args.labels, progress)
+            except AmtError as error:
+                print(f"amt: error: {error}", file=sys.stderr)
+                failed += 1
+                continue
+            written = [out.midi, out.csv] + ([out.png] if settings.plot else [])
+            console.print(f"{audio}: {len(result.events)} notes → {', '.join(map(str, written))}", soft_wrap=True)
+            if result.reference is not None:
+                from amt.metrics import score
+
+                metrics = score(result.reference, result.events, result.frames.times).metrics()
+                console.print(
+                    f"  against {args.labels}: note F1 {metrics['note_f1']:.3f} (with offsets "
+                    f"{metrics['note_offset_f1']:.3f}), frame F1 {metrics['frame_f1']:.3f}, "
+                    f"re-attacks/note {metrics['reattacks_per_note']:.3f}",
+                    soft_wrap=True,
+                )
+    if failed:
+        raise AmtError(f"{failed} of {len(args.inputs)} inputs failed")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="amt", description="Automatic music transcription.")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    data = commands.add_parser("data", help="build, download or check data sets").add_subparsers(
-        dest="source", required=True
-    )
-    synth = data.add_parser("synth", help="build the offline MusicNet-like corpus (music21 scores + FluidSynth)")
-    synth.add_argument("--preset", default="mini", help="corpus size: tiny (tests) or mini (mini-MusicNet size)")
-    synth.add_argument("--out", required=True, type=Path, help="corpus folder (recordings/ and windows/ inside)")
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--soundfont", type=Path, default=None, help="General MIDI .sf2 (default: system GM font)")
-    synth.set_defaults(run=_data_synth)
-
-    rerender = data.add_parser(
-        "rerender", help="one split of the corpus rendered with another soundfont, in a hall training never heard"
-    )
-    rerender.add_argument("--preset", default="mini")
-    rerender.add_argument("--seed", type=int, default=0)
-    rerender.add_argument("--split", default="test")
-    rerender.add_argument("--soundfont", required=True, type=Path, help="a General MIDI .sf2/.sf3 not used in training")
-    rerender.add_argument("--out", required=True, type=Path, help="folder for SPLIT_data/ and SPLIT_labels/")
-    rerender.set_defaults(run=_data_rerender)
-
-    musicnet = data.add_parser("musicnet", help="mini-MusicNet-format windows from a MusicNet copy")
-    musicnet.add_argument(
-        "--musicnet", required=True, type=Path, help="MusicNet root (train_data/, train_labels/, ...)"
-    )
-    musicnet.add_argument("--out", required=True, type=Path)
-    musicnet.set_defaults(run=_data_musicnet)
-
-    mini = data.add_parser("minimusicnet", help="check (or download) the published mini-MusicNet files")
-    mini.add_argument("--path", required=True, type=Path)
-    mini.add_argument("--download", action="store_true", help="download the files first when they are missing")
-    mini.set_defaults(run=_data_minimusicnet)
-
-    spectra = data.add_parser("spectra", help="copy a folder of windows as spectra and labels only (a spectra folder)")
-    spectra.add_argument("path", type=Path, help="folder of windows")
-    spectra.add_argument("--bins", type=int, required=True, help="spectrum bins the model takes (model.bins)")
-    spectra.add_argument("--out", required=True, type=Path)
-    spectra.set_defaults(run=_data_spectra)
-
-    stats = data.add_parser("stats", help="label statistics of a folder of windows")
-    stats.add_argument("path", type=Path)
-    stats.set_defaults(run=_data_stats)
-
-    baseline = commands.add_parser("baseline", help="reference baselines").add_subparsers(dest="name", required=True)
-    ridge = baseline.add_parser("ridge", help="ridge regression on FFT features (mini-MusicNet README)")
-    ridge.add_argument("path", type=Path, help="folder of windows")
-    ridge.add_argument("--bins", type=int, default=2049)
-    ridge.add_argument("--ridge", type=float, default=1e-3)
-    ridge.set_defaults(run=_baseline_ridge)
-
+def _add_transcribe(commands: Commands) -> None:
     transcribe = commands.add_parser("transcribe", help="transcribe recordings to MIDI, note csv and piano roll")
     transcribe.add_argument("inputs", nargs="+", type=Path, help="audio files (wav, flac, ogg; any rate)")
     transcribe.add_argument("-o", "--out", required=True, type=Path, help="output folder, or FILE.mid for one input")
-    transcribe.add_argument(
-        "--decoder",
-        choices=("hysteresis", "naive", "onsets"),
-        help="default: onsets for context models, else hysteresis",
-    )
+    _decoder_choice(transcribe)
     transcribe.add_argument("--plot", action="store_true", help="also write NAME.png, a piano roll")
     transcribe.add_argument("--labels", type=Path, help="MusicNet csv of the true notes: plot and score against them")
     _add_model_options(transcribe)
     _add_decoder_options(transcribe)
     transcribe.set_defaults(run=_transcribe)
 
+
+# --- amt evaluate --------------------------------------------------------------------------------
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from amt.evaluate import evaluate, results_table, write_csv
+    from amt.files import write_json
+    from amt.grid import FrameGrid
+
+    run = _model_run(args, _load(args), args.decoder) if args.ckpt or not args.predictions else None
+    grid = FrameGrid(args.hop) if run is None and args.hop is not None else None
+    with _progress_bar() as progress:
+        results = evaluate(args.path, run, args.predictions or (), grid, progress, args.split)
+    _print_wide(results_table(results, per_recording=args.per_recording))
+    if args.json:
+        write_json(results, args.json)
+    if args.csv:
+        write_csv(results, args.csv)
+
+
+def _add_evaluate(commands: Commands) -> None:
     evaluate = commands.add_parser("evaluate", help="frame and note metrics over labelled recordings")
     evaluate.add_argument("path", type=Path, help="folder: SPLIT_data/ID.wav + SPLIT_labels/ID.csv, or ID.wav + ID.csv")
-    evaluate.add_argument(
-        "--decoder",
-        action="append",
-        choices=("hysteresis", "naive", "onsets"),
-        help="repeat to compare (default: onsets for context models, else hysteresis)",
-    )
+    _decoder_choice(evaluate, action="append")
     evaluate.add_argument(
         "--predictions", action="append", type=Path, help="folder of note csvs ID.csv from any system (repeatable)"
     )
@@ -356,21 +376,53 @@ def build_parser() -> argparse.ArgumentParser:
     _add_decoder_options(evaluate)
     evaluate.set_defaults(run=_evaluate)
 
+
+# --- amt tune ------------------------------------------------------------------------------------
+
+
+def _tune(args: argparse.Namespace) -> None:
+    from amt.evaluate import THRESHOLD_GRID, TUNED, trial_records, tune, tuning_table
+    from amt.files import write_json
+
+    if args.save and args.ckpt is None:
+        raise AmtError("--save writes into the checkpoint: name it with --ckpt")
+    checkpoint = _load(args)
+    run = _model_run(args, checkpoint, [args.decoder] if args.decoder else None)
+    decoder = run.decoders[0]
+    with _progress_bar() as progress:
+        trials = tune(args.path, run, decoder, args.grid or THRESHOLD_GRID, progress, args.split)
+    _print_wide(tuning_table(trials, decoder, f"{decoder} decoder thresholds on {args.path}", args.top))
+    names = TUNED[decoder]
+    console.print("best: " + " ".join(f"--{name.replace('_', '-')} {getattr(trials[0][0], name):g}" for name in names))
+    if args.json:
+        write_json(trial_records(trials), args.json)
+    if args.save:
+        checkpoint.save_decoder_config(trials[0][0])
+        console.print(f"saved in {args.ckpt}: transcribe, evaluate and tune now start from these settings")
+
+
+def _add_tune(commands: Commands) -> None:
     tune = commands.add_parser("tune", help="grid-search decoder thresholds for the best note F1")
     tune.add_argument("path", type=Path, help="folder of labelled recordings (as for evaluate)")
-    tune.add_argument(
-        "--decoder",
-        choices=("hysteresis", "naive", "onsets"),
-        help="default: onsets for context models, else hysteresis",
-    )
+    _decoder_choice(tune)
     tune.add_argument("--split", help="only this split of a MusicNet-layout folder (e.g. valid)")
-    tune.add_argument("--grid", type=_grid, help="comma-separated thresholds to try (default 0.1,0.2,...,0.9)")
+    tune.add_argument("--grid", type=_thresholds, help="comma-separated thresholds to try (default 0.1,0.2,...,0.9)")
     tune.add_argument("--top", type=int, default=10, help="rows to print")
     tune.add_argument("--json", type=Path, help="write every trial as JSON")
     tune.add_argument("--save", action="store_true", help="store the best settings in the --ckpt checkpoint")
     _add_model_options(tune)
     _add_decoder_options(tune)
     tune.set_defaults(run=_tune)
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="amt", description="Automatic music transcription.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_data, _add_baseline, _add_transcribe, _add_evaluate, _add_tune):
+        add(commands)
     return parser
 
 

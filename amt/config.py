@@ -11,13 +11,37 @@ from amt.errors import AmtError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
+MOVED_CHOICES = {"experiment": {"seed/": ("report/", "the report's experiments")}}
+"""Config folders that moved: group → old prefix → (new prefix, what is there now), for one clear line."""
+
+
+def check_moved_choices(overrides: Sequence[str]) -> None:
+    """Refuse a choice from a moved config folder, naming where it went.
+
+    ``experiment=seed/cnn_multi`` → ``experiment=seed/cnn_multi: the report's experiments moved to
+    experiment=report/cnn_multi``; plain sweeps (``experiment=seed/lstm,seed/cnn_multi``) and
+    appends (``+experiment=...``) too.
+    """
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        group = key.lstrip("+")
+        if not sep or group not in MOVED_CHOICES:
+            continue
+        for old, (new, what) in MOVED_CHOICES[group].items():
+            names = [name.strip() for name in value.split(",")]
+            if any(name.startswith(old) for name in names):
+                moved = ",".join(new + name.removeprefix(old) if name.startswith(old) else name for name in names)
+                raise AmtError(f"{override}: {what} moved to {group}={moved}")
+
 
 def check_group_choices(overrides: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
     """Refuse ``group=name`` overrides whose yaml does not exist, listing the valid names.
 
-    Only plain choices are checked (``model=lstm``, ``experiment=seed/cnn_multi``); sweeps
-    (``model=a,b``), appends and deletions are left to Hydra.
+    Only plain choices are checked (``model=lstm``, ``experiment=report/cnn_multi``); sweeps
+    (``model=a,b``), appends and deletions are left to Hydra, except a choice from a moved folder
+    (:func:`check_moved_choices`), refused in any form.
     """
+    check_moved_choices(overrides)
     for override in overrides:
         key, sep, value = override.partition("=")
         if not sep or key.startswith(("+", "~", "hydra")) or any(c in value for c in ",()[]*"):

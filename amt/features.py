@@ -1,7 +1,7 @@
 """Log-frequency spectrograms of whole recordings, the input of the context models.
 
-Frames follow the audio stage's timing (:func:`amt.audio.sequential_centres`): frame ``i`` is the
-4,096-sample window centred on sample ``c_i``, hopping ``hop`` samples (default 1,024, 23 ms).
+Frames lie on a frame grid (:class:`amt.grid.FrameGrid`): frame ``i`` is the 4,096-sample window
+centred on sample ``c_i``, hopping ``grid.hop`` samples (the context models' 1,024, 23 ms).
 Each window is Hann-weighted and ``abs(rfft)``-transformed, and the 2,049 linear bins are pooled
 into :data:`BANDS` bands two per semitone (centres at MIDI 20.75, 21.25, …, 108.25: A0 to C8
 with a quarter-tone margin), triangular in pitch. Below ≈ 370 Hz a semitone is narrower than an
@@ -18,13 +18,14 @@ import functools
 import numpy as np
 from scipy import fft
 
-from amt.audio import SAMPLE_RATE, WINDOW_SIZE, sequential_centres, windows_around
+from amt.audio import SAMPLE_RATE, WINDOW_SIZE, windows_around
+from amt.errors import AmtError
+from amt.grid import FrameGrid
 
 BANDS_PER_SEMITONE = 2
 LOWEST_BAND_MIDI = 20.75
 BANDS = 176
 """Band centres MIDI 20.75 … 108.25 in steps of 0.5."""
-DEFAULT_HOP = 1024
 CHUNK_FRAMES = 4096
 """Frames transformed at a time (64 MB of float32 windows)."""
 
@@ -45,13 +46,15 @@ def filterbank() -> np.ndarray:
     return (weights / weights.sum(axis=0, keepdims=True)).astype(np.float32)
 
 
-def log_frequency_spectrogram(samples: np.ndarray, hop: int = DEFAULT_HOP) -> np.ndarray:
+def log_frequency_spectrogram(samples: np.ndarray, grid: FrameGrid) -> np.ndarray:
     """``[frames, BANDS]`` float32 features of a whole recording (see the module docstring)."""
     samples = np.asarray(samples, dtype=np.float32)
     peak = float(np.abs(samples).max()) if len(samples) else 0.0
     if peak > 0:
         samples = samples / peak
-    centres = sequential_centres(len(samples), hop)
+    if grid.window != WINDOW_SIZE:
+        raise AmtError(f"the log-frequency bands are made for {WINDOW_SIZE}-sample windows, not {grid.window}")
+    centres = grid.recording_centres(len(samples))
     window = np.hanning(WINDOW_SIZE).astype(np.float32)
     weights = filterbank()
     out = np.empty((len(centres), BANDS), dtype=np.float32)

@@ -1,20 +1,16 @@
 """The one LightningModule: any transcription model, its loss, the AP metric, optimiser and schedule.
 
 Per-epoch numbers, logged under ``{train,val,test}/{loss,ap}``: the mean loss (BCE-with-logits
-plus the model's auxiliary loss) and the micro average precision over (window, note) pairs,
-computed exactly (torchmetrics ``MultilabelAveragePrecision(average="micro")``, no threshold
-binning), as MusicNet and the report define it.
+plus the model's auxiliary loss) and the micro average precision over (window, note) pairs
+(:func:`amt.metrics.ap_metric`, exact), as MusicNet and the report define it.
 
-Speed matters here: a training step of the 12-layer CNN takes ≈ 5 ms on a CPU core, and the
-Trainer must stay within 1.25× of a bare loop. Lightning's ``self.log`` costs ≈ 0.4 ms a call there,
-so nothing is logged per step: each step updates the stage's metric objects (≈ 50 µs for AP, 25 µs
-for the loss) and the epoch-end hooks log once. Exact AP keeps every prediction and sorts them all
-at epoch end (≈ 0.85 s for a 62,500-window epoch, ≈ 8 % of it), so ``train/ap`` is computed on every
-``train_ap_every``-th batch (default 4: a systematic quarter of the epoch's windows, plus the last
-batch). On the synthetic corpus that sample's AP was within 0.015 of the every-batch value in the
-first epoch and within 0.008 later, while saving ≈ 0.5 ms a step; ``val/ap`` and ``test/ap`` always
-use every window. Binned AP is no way out: torchmetrics' binned update costs ≈ 25 ms a step at 100
-thresholds.
+The Trainer must stay close to a bare training loop for the small CNNs, whose steps take a few
+milliseconds on a CPU: nothing is logged per step (Lightning's ``self.log`` costs about as much as
+the step's metric updates), each step updates the stage's metric objects and the epoch-end hooks log
+once. Exact AP keeps every prediction and sorts them all at epoch end, so ``train/ap`` is computed
+on every ``train_ap_every``-th batch (a systematic sample of the epoch's windows, plus the last
+batch); ``val/ap`` and ``test/ap`` always use every window. Binned AP is no way out: its per-step
+update is far slower. The README gives the measurements behind these choices.
 """
 
 from __future__ import annotations
@@ -31,23 +27,14 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 from torchmetrics import Metric
 from torchmetrics.aggregation import MeanMetric
-from torchmetrics.classification import MultilabelAveragePrecision
 
 from amt.errors import AmtError
-from amt.notes import NUM_NOTES
+from amt.labels import NUM_NOTES
+from amt.metrics import ap_metric
 
 Batch = tuple[torch.Tensor, torch.Tensor | dict[str, torch.Tensor]]
 REPORT_ADAM = functools.partial(torch.optim.Adam, lr=1e-3)
 """The report's optimiser, the default when a checkpoint is reloaded for inference."""
-
-
-def average_precision() -> MultilabelAveragePrecision:
-    """The project's one AP metric: exact micro average precision over all (window, note) pairs.
-
-    ``validate_args=False`` skips per-update input checks that cost more than the update itself;
-    the inputs are always our own probabilities and 0/1 labels.
-    """
-    return MultilabelAveragePrecision(num_labels=NUM_NOTES, average="micro", validate_args=False)
 
 
 class TranscriptionModule(L.LightningModule):
@@ -63,7 +50,7 @@ class TranscriptionModule(L.LightningModule):
     (the default since torch 2.6, which Lightning follows): neither the model nor the optimiser and
     schedule factories are pickled. ``model_config``, the model's plain Hydra config that train.py
     passes, is saved as a hyperparameter instead, so ``TranscriptionModule.load_from_checkpoint(path)``
-    rebuilds a train.py checkpoint's model by itself (``amt.transcribe.load_model`` reads the same
+    rebuilds a train.py checkpoint's model by itself (``amt.checkpoint.load`` reads the same
     entry); for a checkpoint without one, pass the architecture: ``load_from_checkpoint(path,
     model=CNNMulti())``. The optimiser then defaults to the report's Adam at 1e-3; resuming a run
     (``ckpt_path=``) gets its factories from the run's own config.
@@ -90,7 +77,7 @@ class TranscriptionModule(L.LightningModule):
         self.make_optimizer, self.make_scheduler = optimizer, scheduler
         self.criterion = nn.BCEWithLogitsLoss()
         # One metric object per stage, so validation inside a training epoch never mixes with it.
-        self.train_ap, self.val_ap, self.test_ap = average_precision(), average_precision(), average_precision()
+        self.train_ap, self.val_ap, self.test_ap = ap_metric(), ap_metric(), ap_metric()
         # nan_strategy="disable": a NaN loss must show up as a NaN mean, not be dropped with a warning.
         self.train_loss, self.val_loss, self.test_loss = (MeanMetric(nan_strategy="disable") for _ in range(3))
 

@@ -13,7 +13,10 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from amt.notes import LOWEST_MIDI, NUM_NOTES, NoteEvent, frame_hop_s, note_name, piano_roll, write_atomically
+from amt.decode import Frames
+from amt.files import write_atomically
+from amt.labels import LOWEST_MIDI, NUM_NOTES, note_name
+from amt.notes import NoteEvent, piano_roll
 
 EMPTY, NOTE, HIT, FALSE, MISS = range(5)
 COLOURS = ListedColormap(["white", "#1f4e9c", "#2a9d3a", "#d62728", "#f0a202"])
@@ -45,11 +48,11 @@ def _pitch_rows(*rolls: np.ndarray, margin: int = 2) -> tuple[int, int]:
     return int(low), int(high)
 
 
-def _draw(axes, image: np.ndarray, frame_times: np.ndarray, rows: tuple[int, int], title: str) -> None:
-    hop = frame_hop_s(frame_times)
+def _draw(axes, image: np.ndarray, frames: Frames, rows: tuple[int, int], title: str) -> None:
+    hop = frames.grid.hop_s
     low, high = rows
     image, frames_per_column = _pooled(image)
-    start = frame_times[0] - hop / 2 if len(frame_times) else 0.0
+    start = frames.times[0] - hop / 2 if len(image) else 0.0
     end = start + len(image) * frames_per_column * hop
     axes.imshow(
         image[:, low : high + 1].T,
@@ -74,26 +77,26 @@ def _save(figure: Figure, path: str | os.PathLike) -> None:
 
 def plot_transcription(
     events: list[NoteEvent],
-    frame_times: np.ndarray,
+    frames: Frames,
     path: str | os.PathLike,
     title: str = "",
     reference: list[NoteEvent] | None = None,
 ) -> None:
     """Write a PNG piano roll of ``events``; with ``reference`` notes, predicted over true, coloured
-    by hits, false notes and misses."""
-    predicted = piano_roll(events, frame_times).astype(bool)
+    by hits, false notes and misses, on the frames the model saw."""
+    predicted = piano_roll(events, frames.times).astype(bool)
     if reference is None:
         figure = Figure(figsize=(12, 4), layout="constrained")
         axes = figure.subplots()
-        _draw(axes, np.where(predicted, NOTE, EMPTY), frame_times, _pitch_rows(predicted), f"{title}: transcription")
+        _draw(axes, np.where(predicted, NOTE, EMPTY), frames, _pitch_rows(predicted), f"{title}: transcription")
     else:
-        true = piano_roll(reference, frame_times).astype(bool)
+        true = piano_roll(reference, frames.times).astype(bool)
         rows = _pitch_rows(predicted, true)
         figure = Figure(figsize=(12, 7), layout="constrained")
         top, bottom = figure.subplots(2, 1, sharex=True)
         hits = predicted & true
-        _draw(top, np.select([hits, predicted], [HIT, FALSE], EMPTY), frame_times, rows, f"{title}: predicted")
-        _draw(bottom, np.select([hits, true], [HIT, MISS], EMPTY), frame_times, rows, f"{title}: true notes")
+        _draw(top, np.select([hits, predicted], [HIT, FALSE], EMPTY), frames, rows, f"{title}: predicted")
+        _draw(bottom, np.select([hits, true], [HIT, MISS], EMPTY), frames, rows, f"{title}: true notes")
         figure.legend(
             handles=[Patch(color=COLOURS.colors[k], label=label) for k, label in LEGEND.items()],
             loc="outside upper right",

@@ -28,13 +28,16 @@ from pathlib import Path
 
 import soundfile
 
-from amt.data.musicnet import find_recordings
+from amt.checkpoint import load
+from amt.data.recordings import find_recordings
 from amt.evaluate import POOLED, evaluate
-from amt.transcribe import Outputs, TranscribeSettings, checkpoint_decoder_config, load_model, transcribe_file
+from amt.grid import CONTEXT_GRID
+from amt.transcribe import Outputs, TranscribeSettings, transcribe_file
 
 REPO = Path(__file__).resolve().parent.parent
 BASIC_PITCH_PYTHON = REPO / ".venv-basic-pitch" / "bin" / "python"
-FRAME_HOP = 1024
+FRAME_GRID = CONTEXT_GRID
+"""Every system is scored on the context models' grid (23 ms frames); window models run on it too."""
 COLUMNS = {
     "frame_f1": "frame F1",
     "note_f1": "note F1 (onsets)",
@@ -66,13 +69,14 @@ def flat_view(recordings: list, folder: Path) -> Path:
 def run_amt(name: str, ckpt: Path, decoder: str, recordings: list, out: Path) -> float:
     """Transcribe every recording to OUT/ID.csv (and .mid); returns the seconds spent."""
     out.mkdir(parents=True, exist_ok=True)
-    model = load_model(ckpt)
-    # context models keep their own hop; every model its tuned decoder settings (amt tune --save)
-    settings = TranscribeSettings(hop=FRAME_HOP, decoder=decoder, decoder_config=checkpoint_decoder_config(ckpt))
+    checkpoint = load(ckpt)
+    # every model with its tuned decoder settings (amt tune --save)
+    grid = checkpoint.grid(FRAME_GRID.hop)
+    settings = TranscribeSettings(grid=grid, decoder=decoder, decoder_config=checkpoint.decoder_config)
     seconds = 0.0
     for recording in recordings:
         start = time.perf_counter()
-        transcribe_file(recording.wav, Outputs(out / f"{recording.id}.mid"), model, settings)
+        transcribe_file(recording.wav, Outputs(out / f"{recording.id}.mid"), checkpoint.model, settings)
         seconds += time.perf_counter() - start
     print(f"{name} ({decoder}): {len(recordings)} recordings in {seconds:.1f} s", flush=True)
     return seconds
@@ -120,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
         seconds["basic-pitch"] = run_basic_pitch(recordings, args.out / "systems" / "basic-pitch")
 
     view = flat_view(recordings, args.out / "recordings")
-    results = evaluate(view, predictions=[args.out / "systems" / system for system in seconds], hop=FRAME_HOP)
+    results = evaluate(view, predictions=[args.out / "systems" / system for system in seconds], grid=FRAME_GRID)
     rows = [
         {
             "system": system,

@@ -1,11 +1,31 @@
-"""Shared fixtures: the tiny offline corpus, built once per test session with the real renderer."""
+"""Shared fixtures: the tiny offline corpus (built once per test session with the real renderer) and
+real checkpoints trained on it, as train.py writes them."""
 
 import os
+from functools import partial
 from pathlib import Path
 
+import lightning as L
+import numpy as np
 import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
 
-REPO = Path(__file__).resolve().parent.parent
+WINDOW_MODEL_CONFIG = "model:\n  _target_: amt.models.cnn.CNN1Layer\n  bins: 256\n"
+"""The run config of the ``checkpoint`` fixture's model (as .hydra/config.yaml holds it)."""
+CONTEXT_CONFIG = {
+    "_target_": "amt.models.context.ContextTranscriber",
+    "temporal": "tcn",
+    "channels": 4,
+    "features": 16,
+    "levels": 2,
+}
+
+
+def quiet_trainer(**options) -> L.Trainer:
+    return L.Trainer(
+        logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False, **options
+    )
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +49,54 @@ def run_env(data_dir, tmp_path) -> dict[str, str]:
         "WANDB_SILENT": "true",
         "HYDRA_FULL_ERROR": "0",
     }
+
+
+@pytest.fixture(scope="session")
+def test_recording(data_dir):
+    """The tiny corpus's first test recording."""
+    from amt.data.recordings import find_recordings
+
+    return find_recordings(data_dir / "synth-tiny" / "recordings", "test")[0]
+
+
+@pytest.fixture(scope="session")
+def checkpoint(data_dir, tmp_path_factory) -> Path:
+    """A train.py-style run folder's ``checkpoints/last.ckpt``: a 1-layer CNN (256 bins) fitted for a few
+    seconds on the tiny corpus's training recordings (a TranscriptionModule, by a Lightning Trainer),
+    with the run's config in ``.hydra/config.yaml`` and no model config in the checkpoint."""
+    from amt.audio import spectra
+    from amt.data.musicnet import sequential_windows
+    from amt.data.recordings import find_recordings
+    from amt.labels import cut_to_label_space
+    from amt.models.cnn import CNN1Layer
+    from amt.module import TranscriptionModule
+
+    run = tmp_path_factory.getbasetemp() / "trained-run"
+    features, labels = [], []
+    for recording in find_recordings(data_dir / "synth-tiny" / "recordings", "train"):
+        _, windows, labels128 = sequential_windows(recording)
+        features.append(spectra(windows, 256))
+        labels.append(cut_to_label_space(labels128)[0])
+    dataset = TensorDataset(torch.from_numpy(np.concatenate(features)), torch.from_numpy(np.concatenate(labels)))
+    torch.manual_seed(0)
+    module = TranscriptionModule(CNN1Layer(bins=256), optimizer=partial(torch.optim.Adam, lr=3e-3))
+    trainer = quiet_trainer(max_epochs=25, default_root_dir=run)
+    trainer.fit(module, DataLoader(dataset, batch_size=64, shuffle=True))
+    trainer.save_checkpoint(run / "checkpoints" / "last.ckpt")
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "config.yaml").write_text(WINDOW_MODEL_CONFIG + "data:\n  datamodule:\n    log_compress: false\n")
+    return run / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="session")
+def context_checkpoint(tmp_path_factory) -> Path:
+    """A context model's checkpoint as train.py writes it (model config in the hyperparameters), fitted one step."""
+    from amt.module import TranscriptionModule
+
+    folder = tmp_path_factory.mktemp("context")
+    torch.manual_seed(0)
+    module = TranscriptionModule(model_config=CONTEXT_CONFIG)
+    crops = [(torch.randn(32, 176), {"frame": torch.zeros(32, 81), "onset": torch.zeros(32, 81)})] * 2
+    quiet_trainer(max_steps=1).fit(module, DataLoader(crops, batch_size=2))
+    module.trainer.save_checkpoint(folder / "context.ckpt")
+    return folder / "context.ckpt"

@@ -11,7 +11,6 @@ from amt.audio import (
     load_audio,
     peak_normalise,
     save_wav,
-    sequential_centres,
     spectra,
 )
 from amt.errors import AmtError
@@ -89,15 +88,6 @@ def test_windows_at_centres_with_zero_padding():
     assert windows[2, WINDOW_SIZE // 2] == 9_999 and np.all(windows[2, WINDOW_SIZE // 2 + 1 :] == 0)
 
 
-def test_sequential_centres_tile_the_recording_back_to_back():
-    centres = sequential_centres(10 * WINDOW_SIZE + 100)
-    assert np.all(np.diff(centres) == WINDOW_SIZE) and centres[0] == WINDOW_SIZE // 2
-    assert len(centres) == 11  # the last, partial window is kept (zero-padded)
-    assert np.all(np.diff(sequential_centres(3 * WINDOW_SIZE, hop=1024)) == 1024)
-    with pytest.raises(AmtError, match="shorter than one window"):
-        sequential_centres(WINDOW_SIZE - 1)
-
-
 def test_peak_normalise_leaves_silence_at_zero():
     windows = np.array([[0.0, 0.25, -0.5], [0.0, 0.0, 0.0]], dtype=np.float32)
     normalised = peak_normalise(windows)
@@ -118,10 +108,3 @@ def test_spectrum_peak_lands_on_the_tone_bin():
     bin_hz = SAMPLE_RATE / WINDOW_SIZE
     window = tone(SAMPLE_RATE, WINDOW_SIZE / SAMPLE_RATE, frequency=40 * bin_hz)[None, :WINDOW_SIZE]
     assert np.argmax(spectra(window.astype(np.float32), 512)[0]) == 40
-
-
-def test_last_sequential_window_past_the_end_is_zero_padded():
-    samples = np.ones(2 * WINDOW_SIZE + 100, dtype=np.float32)
-    centres = sequential_centres(len(samples))
-    windows = cut_windows(samples, centres)
-    assert centres[-1] > len(samples) and windows[-1, :100].sum() == 100 and windows[-1, 100:].sum() == 0

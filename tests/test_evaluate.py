@@ -1,155 +1,74 @@
-"""Metrics by hand, decoders compared on re-attacks, and ``amt evaluate`` / ``amt tune`` on real recordings."""
+"""Decoders compared on re-attacks, threshold tuning, and ``amt evaluate`` / ``amt tune`` on real recordings."""
 
 import csv
 import json
 import shutil
 from pathlib import Path
 
-import mir_eval
 import numpy as np
 import pytest
 import torch
-from test_transcribe import checkpoint  # noqa: F401 - the shared trained-checkpoint fixture
 
-from amt.audio import SAMPLE_RATE, WINDOW_SIZE, sequential_centres
+from amt.checkpoint import load
 from amt.cli import main
+from amt.data.recordings import find_labelled_recordings
+from amt.decode import DecoderConfig, Frames, decode
 from amt.errors import AmtError
-from amt.evaluate import (
-    MIN_NOTE_GRID,
-    POOLED,
-    ModelRun,
-    count_reattacks,
-    evaluate,
-    find_labelled_recordings,
-    score,
-    tune_thresholds,
-)
-from amt.notes import (
-    NUM_NOTES,
-    DecoderConfig,
-    NoteEvent,
-    decode,
-    events_from_musicnet,
-    midi_to_index,
-    read_musicnet_csv,
-    write_note_csv,
-)
-from amt.transcribe import checkpoint_decoder_config, load_model
-
-TIMES = sequential_centres(10 * SAMPLE_RATE, hop=1024) / SAMPLE_RATE  # 10 s at a 23 ms hop
-REFERENCE = [NoteEvent(0.5, 1.5, 60), NoteEvent(1.0, 2.0, 64), NoteEvent(3.0, 5.0, 67), NoteEvent(6.0, 6.4, 72)]
+from amt.evaluate import MIN_NOTE_GRID, POOLED, ModelRun, evaluate, tune_thresholds
+from amt.grid import CONTEXT_GRID, WINDOW_GRID
+from amt.labels import NUM_NOTES, midi_to_index, read_musicnet_csv
+from amt.metrics import score
+from amt.notes import NoteEvent, events_from_musicnet, write_note_csv
 
 
 def shifted(events: list[NoteEvent], seconds: float) -> list[NoteEvent]:
     return [NoteEvent(e.onset_s + seconds, e.offset_s + seconds, e.pitch, e.velocity) for e in events]
 
 
-def test_perfect_prediction():
-    metrics = score(REFERENCE, REFERENCE, TIMES).metrics()
-    for name in ("frame_precision", "frame_recall", "frame_f1", "note_f1", "note_offset_f1"):
-        assert metrics[name] == 1.0, name
-    assert metrics["reattacks_per_note"] == 0.0
-
-
-def test_empty_prediction():
-    metrics = score(REFERENCE, [], TIMES).metrics()
-    assert metrics["frame_f1"] == metrics["note_f1"] == metrics["note_offset_f1"] == 0.0
-    assert metrics["frame_recall"] == 0.0 and metrics["reference_notes"] == 4
-
-
-def test_onsets_within_50_ms_match_and_beyond_do_not():
-    assert score(REFERENCE, shifted(REFERENCE, 0.030), TIMES).metrics()["note_f1"] == 1.0
-    assert score(REFERENCE, shifted(REFERENCE, -0.030), TIMES).metrics()["note_offset_f1"] == 1.0
-    late = score(REFERENCE, shifted(REFERENCE, 0.070), TIMES).metrics()
-    assert late["note_f1"] == 0.0 and late["frame_f1"] > 0.9
-
-
-def test_offsets_count_within_20_percent_of_the_note():
-    stretched = [NoteEvent(e.onset_s, e.onset_s + 1.3 * (e.offset_s - e.onset_s), e.pitch) for e in REFERENCE]
-    metrics = score(REFERENCE, stretched, TIMES).metrics()
-    assert metrics["note_f1"] == 1.0 and metrics["note_offset_f1"] == 0.0
-
-
-def test_a_held_note_split_in_three_is_two_reattacks():
-    split = [NoteEvent(t, t + 1 / 3, 60) for t in (0.5, 0.5 + 1 / 3, 0.5 + 2 / 3)]
-    assert count_reattacks(REFERENCE[:1], split) == 2
-    metrics = score(REFERENCE[:1], split, TIMES).metrics()
-    assert metrics["reattacks_per_note"] == 2.0 and metrics["note_precision"] == pytest.approx(1 / 3)
-    assert count_reattacks(REFERENCE, [NoteEvent(0.5, 0.6, 61), NoteEvent(2.0, 2.5, 64)]) == 0  # other pitch, after
-    # a second voice entering in unison, then a repeated note that two voices strike 10 ms apart
-    unison = [NoteEvent(0.0, 2.0, 60), NoteEvent(1.0, 1.5, 60), NoteEvent(2.0, 3.0, 60), NoteEvent(2.01, 2.5, 60)]
-    assert count_reattacks(unison, shifted(unison, -0.02)) == 0
-    assert count_reattacks(unison, [*unison, NoteEvent(0.5, 0.6, 60), NoteEvent(2.5, 2.8, 60)]) == 2
-    assert count_reattacks(REFERENCE[:1], [NoteEvent(0.593, 1.5, 60)]) == 0  # a frame late is still the first
-
-
-def test_counts_agree_with_mir_evals_precision_recall_f1():
-    rng = np.random.default_rng(1)
-    onsets = rng.uniform(0, 9, 60)
-    reference = [
-        NoteEvent(t, t + rng.uniform(0.1, 1), int(p)) for t, p in zip(onsets, rng.integers(50, 60, 60), strict=True)
-    ]
-    estimate = [NoteEvent(e.onset_s + rng.normal(0, 0.04), e.offset_s + rng.normal(0, 0.1), e.pitch) for e in reference]
-    estimate = [e for e in estimate if e.offset_s > e.onset_s > 0][:50]
-    metrics = score(reference, estimate, TIMES).metrics()
-
-    def as_mir_eval(events):
-        intervals = np.array([(e.onset_s, e.offset_s) for e in events])
-        return intervals, mir_eval.util.midi_to_hz(np.array([e.pitch for e in events]))
-
-    for ratio, prefix in ((None, "note"), (0.2, "note_offset")):
-        p, r, f, _ = mir_eval.transcription.precision_recall_f1_overlap(
-            *as_mir_eval(reference), *as_mir_eval(estimate), onset_tolerance=0.05, offset_ratio=ratio
-        )
-        assert (metrics[f"{prefix}_precision"], metrics[f"{prefix}_recall"]) == pytest.approx((p, r))
-        assert metrics[f"{prefix}_f1"] == pytest.approx(f)
-
-
-def held_notes_with_dropouts(times: np.ndarray) -> tuple[np.ndarray, list[NoteEvent]]:
-    """Probabilities of four held notes, each with two one-frame dips to 0.25 (so naive splits each in three)."""
-    probabilities = np.full((len(times), NUM_NOTES), 0.05, dtype=np.float32)
-    reference, hop = [], times[1] - times[0]
+def held_notes_with_dropouts(frames: int = 200) -> tuple[Frames, list[NoteEvent]]:
+    """Back-to-back windows of four held notes, each with two one-frame dips to 0.25 (so naive splits each
+    in three), and the notes."""
+    probabilities = np.full((frames, NUM_NOTES), 0.05, dtype=np.float32)
+    reference, hop, times = [], WINDOW_GRID.hop_s, WINDOW_GRID.times(frames)
     for start, pitch in zip((10, 60, 110, 160), (60, 62, 64, 65), strict=True):
         column = probabilities[:, midi_to_index(pitch)]
         column[start : start + 30] = 0.9
         column[[start + 10, start + 20]] = 0.25
         reference.append(NoteEvent(times[start] - hop / 2, times[start + 29] + hop / 2, pitch))
-    return probabilities, reference
+    return Frames(WINDOW_GRID, probabilities), reference
 
 
 def test_naive_reattacks_held_notes_and_hysteresis_does_not():
-    times = sequential_centres(200 * WINDOW_SIZE) / SAMPLE_RATE
-    probabilities, reference = held_notes_with_dropouts(times)
-    naive = score(reference, decode("naive", probabilities, times), times).metrics()
-    hysteresis = score(reference, decode("hysteresis", probabilities, times), times).metrics()
+    frames, reference = held_notes_with_dropouts()
+    naive = score(reference, decode("naive", frames), frames.times).metrics()
+    hysteresis = score(reference, decode("hysteresis", frames), frames.times).metrics()
     assert naive["reattacks_per_note"] == 2.0 and naive["note_precision"] == pytest.approx(1 / 3)
     assert hysteresis["reattacks_per_note"] == 0.0 and hysteresis["note_f1"] == 1.0
     assert hysteresis["frame_f1"] == 1.0 > naive["frame_f1"]
 
 
 def test_tuning_finds_thresholds_that_pass_the_dropouts():
-    times = sequential_centres(200 * WINDOW_SIZE) / SAMPLE_RATE
-    probabilities, reference = held_notes_with_dropouts(times)
-    trials = tune_thresholds([probabilities], [reference], [times], "hysteresis", DecoderConfig(max_gap_s=0.0))
+    frames, reference = held_notes_with_dropouts()
+    trials = tune_thresholds([frames], [reference], "hysteresis", DecoderConfig(max_gap_s=0.0))
     best, metrics = trials[0]
     assert metrics["note_f1"] == 1.0 and best.off < 0.25
     assert len(trials) == 45 and [m["note_f1"] for _, m in trials] == sorted(
         (m["note_f1"] for _, m in trials), reverse=True
     )
-    naive = tune_thresholds([probabilities], [reference], [times], "naive", grid=(0.5, 0.2))
+    naive = tune_thresholds([frames], [reference], "naive", thresholds=(0.5, 0.2))
     assert [config.threshold for config, _ in naive] == [0.2, 0.5]  # 0.2 passes the dropouts
     with pytest.raises(AmtError, match="not 'bogus'"):
-        tune_thresholds([probabilities], [reference], [times], "bogus")
+        tune_thresholds([frames], [reference], "bogus")
 
 
 def test_tuning_the_onsets_decoder_finds_an_onset_threshold_below_weak_onset_peaks():
-    times = sequential_centres(200 * WINDOW_SIZE) / SAMPLE_RATE
-    probabilities, reference = held_notes_with_dropouts(times)
-    onsets = np.zeros_like(probabilities)
+    frames, reference = held_notes_with_dropouts()
+    onsets = np.zeros_like(frames.probabilities)
     for note in reference:
-        onsets[np.searchsorted(times, note.onset_s), note.pitch - 21] = 0.35  # an uncertain model's onset peaks
+        onsets[np.searchsorted(frames.times, note.onset_s), note.pitch - 21] = 0.35  # an uncertain model's onset peaks
     config = DecoderConfig(start_without_onset=False)
-    trials = tune_thresholds([probabilities], [reference], [times], "onsets", config, (0.2, 0.5), [onsets])
+    with_onsets = Frames(frames.grid, frames.probabilities, onsets)
+    trials = tune_thresholds([with_onsets], [reference], "onsets", config, (0.2, 0.5))
     best, metrics = trials[0]
     assert best.onset_threshold == 0.2 and metrics["note_f1"] > trials[-1][1]["note_f1"]
     assert len(trials) == 2 * 2 * len(MIN_NOTE_GRID)
@@ -189,8 +108,8 @@ def test_finds_recordings_in_both_layouts(corpus, flat_folder, tmp_path):
         find_labelled_recordings(tmp_path / "empty")
 
 
-def test_evaluate_a_model_in_both_layouts(checkpoint, corpus, flat_folder):  # noqa: F811
-    run = ModelRun(load_model(checkpoint), decoders=("naive", "hysteresis"))
+def test_evaluate_a_model_in_both_layouts(checkpoint, corpus, flat_folder):
+    run = ModelRun(load(checkpoint).model, decoders=("naive", "hysteresis"))
     musicnet_layout = evaluate(corpus, run)
     flat = evaluate(flat_folder, run)
     assert set(musicnet_layout["systems"]) == {"naive", "hysteresis"}
@@ -233,7 +152,7 @@ def test_evaluate_predictions_from_any_system(corpus, tmp_path, capsys):
     assert "no note csv for recording(s)" in capsys.readouterr().err
 
 
-def test_evaluate_and_tune_from_the_command_line(checkpoint, flat_folder, tmp_path, capsys):  # noqa: F811
+def test_evaluate_and_tune_from_the_command_line(checkpoint, flat_folder, tmp_path, capsys):
     args = ["evaluate", str(flat_folder), "--ckpt", str(checkpoint), "--decoder", "naive", "--decoder", "hysteresis"]
     assert main([*args, "--per-recording", "--json", str(tmp_path / "e.json")]) == 0
     printed = capsys.readouterr().out
@@ -254,17 +173,32 @@ def test_evaluate_and_tune_from_the_command_line(checkpoint, flat_folder, tmp_pa
     assert len(json.loads((tmp_path / "t.json").read_text())) == 3
 
 
-def test_tuned_settings_saved_in_a_checkpoint_become_its_defaults(checkpoint, flat_folder, tmp_path, capsys):  # noqa: F811
+def test_tuned_settings_saved_in_a_checkpoint_become_its_defaults(checkpoint, flat_folder, tmp_path, capsys):
     assert main(["tune", str(flat_folder), "--save"]) == 2
     assert "name it with --ckpt" in capsys.readouterr().err
     ckpt = tmp_path / "tuned.ckpt"
     shutil.copy(checkpoint, ckpt)
     shutil.copy(checkpoint.parent.parent / ".hydra" / "config.yaml", ckpt.with_suffix(".yaml"))
-    assert checkpoint_decoder_config(ckpt) == DecoderConfig()
+    assert load(ckpt).decoder_config == DecoderConfig()
     tune = ["tune", str(flat_folder), "--ckpt", str(ckpt), "--grid", "0.2,0.7", "--save"]
     tune += ["--json", str(tmp_path / "t.json")]
     assert main(tune) == 0
     best = json.loads((tmp_path / "t.json").read_text())[0]
-    saved = checkpoint_decoder_config(ckpt)
+    saved = load(ckpt).decoder_config
     assert (saved.on, saved.off) == (best["on"], best["off"]) != (DecoderConfig().on, DecoderConfig().off)
-    assert torch.equal(load_model(ckpt).head.weight, load_model(checkpoint).head.weight)
+    assert torch.equal(load(ckpt).model.head.weight, load(checkpoint).model.head.weight)
+
+
+def test_evaluate_records_the_hop_a_context_model_ran_at(context_checkpoint, test_recording, tmp_path, capsys, caplog):
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    shutil.copy(test_recording.wav, folder / "r.wav")
+    shutil.copy(test_recording.csv, folder / "r.csv")
+    report = tmp_path / "metrics.json"
+    args = ["evaluate", str(folder), "--ckpt", str(context_checkpoint), "--json", str(report)]
+    assert main(args) == 0
+    assert json.loads(report.read_text())["settings"]["hop"] == CONTEXT_GRID.hop == 1024
+    assert "hop 1024" in capsys.readouterr().out
+    assert main([*args, "--hop", "4096"]) == 0
+    assert json.loads(report.read_text())["settings"]["hop"] == 1024
+    assert "--hop 4096 is ignored" in caplog.text

@@ -10,7 +10,8 @@ import pytest
 
 from amt.audio import WINDOW_SIZE
 from amt.data import minimusicnet
-from amt.data.minimusicnet import ALL_FILES, SPLITS, MiniMusicNet, download, load_split
+from amt.data.minimusicnet import ALL_FILES, MiniMusicNet, download, load_split
+from amt.data.recordings import SPLITS
 from amt.errors import AmtError
 
 SIZES = {"train": 12, "valid": 4, "test": 5}

@@ -5,9 +5,9 @@ import torch
 from torch import nn
 
 from amt.errors import AmtError
+from amt.labels import NUM_NOTES
 from amt.models.cnn import CNN1Layer, CNNMulti, SameConv1d
 from amt.models.lstm import LSTMAttention, LSTMClassifier, LSTMSelfAttention, attention_penalty
-from amt.notes import NUM_NOTES
 
 SMALL_MODELS = [
     lambda: CNN1Layer(bins=64, kernel_size=9),

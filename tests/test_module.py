@@ -13,10 +13,11 @@ from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from amt.errors import AmtError
+from amt.labels import NUM_NOTES
+from amt.metrics import ap_metric
 from amt.models.base import TranscriptionModel
 from amt.models.cnn import CNN1Layer, CNNMulti
-from amt.module import TranscriptionModule, average_precision
-from amt.notes import NUM_NOTES
+from amt.module import TranscriptionModule
 from amt.schedules import StagedLR
 
 BINS = 128
@@ -77,7 +78,7 @@ def test_the_ap_metric_matches_scikit_learn_micro_average_precision():
     preds = torch.cat([preds, torch.full((4, NUM_NOTES - 3), 0.01)], dim=1)  # tied negatives
     target = torch.cat([target, torch.zeros(4, NUM_NOTES - 3, dtype=torch.int64)], dim=1)
     target[0, 50] = 1  # a positive among the ties
-    metric = average_precision()
+    metric = ap_metric()
     metric.update(preds[:2], target[:2].int())
     metric.update(preds[2:], target[2:].int())
     expected = average_precision_score(target.numpy(), preds.numpy(), average="micro")
@@ -239,6 +240,6 @@ def test_bad_staged_lr_config_raises_one_clear_amt_error(lrs, epochs, message):
 def test_micro_ap_of_random_scores_is_near_the_positive_rate():
     generator = np.random.default_rng(0)
     target = torch.from_numpy((generator.random((400, NUM_NOTES)) < 0.05).astype(np.int32))
-    metric = average_precision()
+    metric = ap_metric()
     metric.update(torch.rand(400, NUM_NOTES), target)
     assert abs(metric.compute().item() - target.float().mean().item()) < 0.02

@@ -12,8 +12,6 @@ from amt.data.musicnet import (
     EXTRA_TEST_IDS,
     VALIDATION_IDS,
     MusicNetWindows,
-    Recording,
-    find_recordings,
     mini_musicnet_splits,
     recording_windows,
     sequential_windows,
@@ -22,8 +20,10 @@ from amt.data.musicnet import (
     windows_complete,
     write_windows,
 )
+from amt.data.recordings import Recording, find_recordings
 from amt.errors import AmtError
-from amt.notes import MusicNetLabels, write_musicnet_csv
+from amt.grid import FrameGrid
+from amt.labels import MusicNetLabels, write_musicnet_csv
 
 # (start s, end s, MIDI pitch)
 NOTES = [(0.0, 2.5, 60), (1.5, 4.0, 64), (3.0, 3.5, 69), (0.5, 1.0, 108)]
@@ -112,7 +112,7 @@ def test_sequential_windows_cover_the_recording_back_to_back(tmp_path):
     np.testing.assert_array_equal(centres, WINDOW_SIZE // 2 + WINDOW_SIZE * np.arange(n_windows))
     assert windows.shape == (n_windows, WINDOW_SIZE) and labels.shape == (n_windows, 128)
     np.testing.assert_array_equal(labels, expected_labels(centres))
-    assert len(sequential_windows(recording, hop=1024)[0]) > 3 * n_windows
+    assert len(sequential_windows(recording, FrameGrid(hop=1024))[0]) > 3 * n_windows
 
 
 def test_find_recordings_sorts_by_id_and_pairs_wav_with_csv(tmp_path):

@@ -7,17 +7,19 @@ import numpy as np
 import pytest
 import torch
 
-from amt.audio import SAMPLE_RATE, WINDOW_SIZE, save_wav, sequential_centres
+from amt.audio import SAMPLE_RATE, WINDOW_SIZE, save_wav
 from amt.data.augment import SpectrogramAugment
-from amt.data.musicnet import Recording
+from amt.data.recordings import Recording
 from amt.data.sequences import RandomCrops, SequenceDataModule, Tiles, cached_features, frame_targets, load_recording
 from amt.errors import AmtError
 from amt.features import BANDS, filterbank, log_frequency_spectrogram
+from amt.grid import CONTEXT_GRID
+from amt.labels import MusicNetLabels, write_musicnet_csv
 from amt.models.context import ContextTranscriber
 from amt.module import TranscriptionModule
-from amt.notes import MusicNetLabels, write_musicnet_csv
 
-HOP = 1024
+GRID = CONTEXT_GRID
+HOP = GRID.hop
 
 
 def tone(midi: float, seconds: float, amplitude: float = 0.5) -> np.ndarray:
@@ -34,17 +36,17 @@ def test_filterbank_bands_are_weighted_means():
 
 @pytest.mark.parametrize("midi", [33, 45, 60, 81, 100])
 def test_a_tone_peaks_in_the_two_bands_around_its_pitch(midi):
-    features = log_frequency_spectrogram(tone(midi, 1.0))
-    assert features.shape == (len(sequential_centres(SAMPLE_RATE, HOP)), BANDS)
+    features = log_frequency_spectrogram(tone(midi, 1.0), GRID)
+    assert features.shape == (len(GRID.recording_centres(SAMPLE_RATE)), BANDS)
     peak = int(np.median(features.argmax(axis=1)))
     assert peak in (2 * (midi - 21), 2 * (midi - 21) + 1)
 
 
 def test_features_do_not_depend_on_the_recordings_level_and_silence_is_zero():
     np.testing.assert_allclose(
-        log_frequency_spectrogram(tone(60, 0.5)), log_frequency_spectrogram(tone(60, 0.5, 0.05)), atol=1e-4
+        log_frequency_spectrogram(tone(60, 0.5), GRID), log_frequency_spectrogram(tone(60, 0.5, 0.05), GRID), atol=1e-4
     )
-    assert not log_frequency_spectrogram(np.zeros(SAMPLE_RATE, dtype=np.float32)).any()
+    assert not log_frequency_spectrogram(np.zeros(SAMPLE_RATE, dtype=np.float32), GRID).any()
 
 
 def write_recording(root, split, rid, notes, seconds=3.0):
@@ -72,7 +74,7 @@ def write_recording(root, split, rid, notes, seconds=3.0):
 
 def test_frame_targets_follow_the_window_rule_and_onsets_fall_in_their_frame(tmp_path):
     recording = write_recording(tmp_path, "train", "1", [(0.5, 1.0, 60), (2.0, 2.5, 200 - 100)])
-    frames, onsets = frame_targets(recording.csv, frames=130, hop=HOP)
+    frames, onsets = frame_targets(recording.csv, frames=130, grid=GRID)
     centres = np.arange(130) * HOP + WINDOW_SIZE // 2
     start, end = round(0.5 * SAMPLE_RATE), round(1.0 * SAMPLE_RATE)
     np.testing.assert_array_equal(frames[:, 60 - 21], ((centres >= start) & (centres < end)).astype(np.float32))
@@ -83,12 +85,12 @@ def test_frame_targets_follow_the_window_rule_and_onsets_fall_in_their_frame(tmp
 
 def test_features_are_cached_and_recomputed_when_the_recording_changes(tmp_path):
     recording = write_recording(tmp_path, "train", "1", [(0.2, 1.0, 60)])
-    first = cached_features(recording, tmp_path / "cache", HOP)
+    first = cached_features(recording, tmp_path / "cache", GRID)
     assert first.dtype == np.float16 and json.loads((tmp_path / "cache" / "1.json").read_text())["hop"] == HOP
     os.utime(tmp_path / "cache" / "1.npy", (0, 0))
-    assert np.array_equal(cached_features(recording, tmp_path / "cache", HOP), first)
+    assert np.array_equal(cached_features(recording, tmp_path / "cache", GRID), first)
     write_recording(tmp_path, "train", "1", [(0.2, 1.0, 72)])
-    second = cached_features(recording, tmp_path / "cache", HOP)
+    second = cached_features(recording, tmp_path / "cache", GRID)
     assert not np.array_equal(second, first)
 
 
@@ -132,7 +134,9 @@ def test_spectrograms_can_be_cached_outside_the_recordings_folder(corpus, tmp_pa
 
 def test_recordings_shorter_than_a_crop_are_padded(corpus):
     recording = load_recording(
-        Recording("train0", corpus / "train_data/train0.wav", corpus / "train_labels/train0.csv"), corpus / "cache", HOP
+        Recording("train0", corpus / "train_data/train0.wav", corpus / "train_labels/train0.csv"),
+        corpus / "cache",
+        GRID,
     )
     features, frames, _ = RandomCrops([recording], crop_frames=500, crops=1)._random_crop()
     assert features.shape == (500, BANDS) and not features[len(recording.features) :].any()
@@ -151,7 +155,7 @@ def test_augmentation_switched_off_changes_nothing():
 
 
 def test_pitch_shift_moves_bands_and_targets_together():
-    features = torch.from_numpy(log_frequency_spectrogram(tone(60, 0.5)))
+    features = torch.from_numpy(log_frequency_spectrogram(tone(60, 0.5), GRID))
     frame = torch.zeros(len(features), 81)
     frame[:, 60 - 21] = 1
     augment = SpectrogramAugment(**{**NO_AUGMENTATION, "pitch_shift": 2})

@@ -160,7 +160,7 @@ def test_a_study_runs_in_parallel_keeps_going_past_a_failed_job_and_skips_finish
     assert len((sweep_dir / "results.csv").read_text().splitlines()) == 7
     assert (sweep_dir / "results.png").is_file()
     metrics = json.loads((sweep_dir / "0" / "metrics.json").read_text())
-    assert metrics["config"] == "seed/cnn_multi" and metrics["epochs"] == 1 and len(metrics["history"]) == 1
+    assert metrics["config"] == "report/cnn_multi" and metrics["epochs"] == 1 and len(metrics["history"]) == 1
     # W&B: one offline run per finished job, and the study's table as a run of its own
     assert len(list(sweep_dir.glob("*/wandb/offline-run-*"))) == 4
     assert len(list((sweep_dir / "wandb").glob("offline-run-*"))) == 1

@@ -14,10 +14,11 @@ from music21 import duration
 from amt.audio import SAMPLE_RATE, load_audio
 from amt.data import perform, synth
 from amt.data.perform import INSTRUMENTS
+from amt.data.recordings import SPLITS
 from amt.data.render import Renderer, find_soundfont, fluidsynth_problem
-from amt.data.synth import PRESETS, SPLITS, SynthCorpus
+from amt.data.synth import PRESETS, SynthCorpus
 from amt.errors import AmtError
-from amt.notes import HIGHEST_MIDI, LOWEST_MIDI, read_musicnet_csv
+from amt.labels import HIGHEST_MIDI, LOWEST_MIDI, read_musicnet_csv
 
 requires_fluidsynth = pytest.mark.skipif(
     fluidsynth_problem() is not None or find_soundfont() is None, reason="FluidSynth or a GM soundfont is missing"

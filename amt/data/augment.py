@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from amt.audio import SAMPLE_RATE
 from amt.errors import AmtError
-from amt.features import BANDS_PER_SEMITONE, DEFAULT_HOP
+from amt.features import BANDS_PER_SEMITONE
+from amt.grid import CONTEXT_GRID, FrameGrid
 
 Crop = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 REVERB_TAIL_FRAMES = 64
@@ -51,6 +51,14 @@ def _shift(tensor: torch.Tensor, steps: int) -> torch.Tensor:
 
 @dataclass
 class SpectrogramAugment:
+    """Augments one training crop: ``(features, frame, onset)`` → the same, transformed (module docstring).
+
+    ``gain_db``, ``eq_db`` and ``pitch_shift`` bound their transforms; ``reverb``, ``noise`` and
+    ``mix`` are probabilities per crop, ``reverb_s`` and ``noise_db`` the ranges drawn from; ``hop``
+    is the model's frame hop (the data configs take ``${model.hop}``), which sets the reverberation's
+    time scale.
+    """
+
     gain_db: float = 12.0
     eq_db: float = 6.0
     reverb: float = 0.3
@@ -59,7 +67,7 @@ class SpectrogramAugment:
     noise_db: tuple[float, float] = (30.0, 60.0)
     pitch_shift: int = 2
     mix: float = 0.0
-    hop: int = DEFAULT_HOP
+    hop: int = CONTEXT_GRID.hop
 
     def __post_init__(self):
         for name in ("reverb", "noise", "mix"):
@@ -103,7 +111,7 @@ class SpectrogramAugment:
 
     def _reverberate(self, magnitudes: torch.Tensor) -> torch.Tensor:
         """Each band plus its past, decaying by 60 dB over the reverberation time (a causal convolution)."""
-        seconds_per_frame = self.hop / SAMPLE_RATE
+        seconds_per_frame = FrameGrid(self.hop).hop_s
         decay = math.log(1000.0) * seconds_per_frame / _uniform(*self.reverb_s)
         tail = torch.exp(-decay * torch.arange(1, REVERB_TAIL_FRAMES + 1, dtype=torch.float32))
         kernel = torch.cat([tail.flip(0), torch.zeros(1)]).view(1, 1, -1)

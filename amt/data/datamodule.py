@@ -26,9 +26,11 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, S
 
 from amt.audio import spectra
 from amt.cache import cached_array
-from amt.data.minimusicnet import SPLITS, load_labels, load_split, split_files
+from amt.data.minimusicnet import load_labels, load_split, split_files
+from amt.data.recordings import SPLITS
 from amt.errors import AmtError
-from amt.notes import cut_to_label_space, write_atomically
+from amt.files import write_atomically
+from amt.labels import cut_to_label_space
 
 log = logging.getLogger(__name__)
 

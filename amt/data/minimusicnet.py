@@ -30,12 +30,12 @@ import numpy as np
 from rich.progress import Progress
 
 from amt.audio import WINDOW_SIZE
+from amt.data.recordings import SPLITS
 from amt.errors import AmtError
-from amt.notes import MIDI_WIDTH
+from amt.labels import MIDI_WIDTH
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "valid", "test")
 EXPECTED_SIZES = {"train": 62_500, "valid": 10_000, "test": 10_000}
 
 MINIMUSICNET_URL = "https://drive.google.com/drive/folders/10Cz6As5hiFkRZKA3hrv9qBH5tn0OC3H1"

@@ -4,7 +4,7 @@ mini-MusicNet (github.com/jthickstun/mini-musicnet, ``construct.py``) takes 250 
 samples from every MusicNet recording, at centres spaced evenly from 10 s after the start to 10 s
 before the end, peak-normalises each window, and labels it with the notes sounding at its centre.
 This module does the same through the shared audio stage (:mod:`amt.audio`) and label space
-(:mod:`amt.notes`), so any MusicNet-layout folder (the real MusicNet, or the synthetic corpus)
+(:mod:`amt.labels`), so any MusicNet-layout folder (the real MusicNet, or the synthetic corpus)
 becomes a windows folder that :mod:`amt.data.minimusicnet` reads like the published files.
 
 Differences from ``construct.py``, all deliberate:
@@ -22,16 +22,18 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from rich.progress import Progress
 
-from amt.audio import SAMPLE_RATE, WINDOW_SIZE, cut_windows, load_audio, peak_normalise, sequential_centres
+from amt.audio import SAMPLE_RATE, WINDOW_SIZE, cut_windows, load_audio, peak_normalise
 from amt.data.minimusicnet import split_files
+from amt.data.recordings import Recording, find_recordings, id_order
 from amt.errors import AmtError
-from amt.notes import HIGHEST_MIDI, LOWEST_MIDI, MIDI_WIDTH, read_musicnet_csv, sounding_at
+from amt.files import as_json
+from amt.grid import WINDOW_GRID, FrameGrid
+from amt.labels import HIGHEST_MIDI, LOWEST_MIDI, MIDI_WIDTH, read_musicnet_csv, sounding_at
 
 log = logging.getLogger(__name__)
 
@@ -55,39 +57,6 @@ VALIDATION_IDS = (
     "2491", "2506", "2140", "2195", "2393", "1818", "2228", "2075", "1811", "1788",
     "1807", "2593", "1735", "2510", "2373", "2627", "2308", "2156", "2112", "1931",
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Recording:
-    """One MusicNet-layout recording: ``ROOT/{split}_data/ID.wav`` and ``ROOT/{split}_labels/ID.csv``."""
-
-    id: str
-    wav: Path
-    csv: Path
-
-
-def _id_order(recording_id: str) -> tuple[int, int, str]:
-    """Numeric ids in numeric order, then any others alphabetically."""
-    return (0, int(recording_id), "") if recording_id.isdigit() else (1, 0, recording_id)
-
-
-def find_recordings(root: Path, split: str) -> list[Recording]:
-    """The recordings of one split of a MusicNet-layout folder, sorted by id.
-
-    Fails with one line naming the path when the data folder is missing or holds no wavs, or
-    when a wav has no label csv.
-    """
-    data, labels = Path(root) / f"{split}_data", Path(root) / f"{split}_labels"
-    if not data.is_dir():
-        raise AmtError(f"{data}: no such folder (MusicNet layout: ROOT/{split}_data/ID.wav)")
-    wavs = sorted(data.glob("*.wav"), key=lambda wav: _id_order(wav.stem))
-    if not wavs:
-        raise AmtError(f"{data}: no .wav recordings in this folder")
-    recordings = [Recording(id=wav.stem, wav=wav, csv=labels / f"{wav.stem}.csv") for wav in wavs]
-    for recording in recordings:
-        if not recording.csv.is_file():
-            raise AmtError(f"{recording.wav}: no label file {recording.csv}")
-    return recordings
 
 
 def window_centres(n_samples: int, count: int = 250, margin_s: float = 10.0) -> np.ndarray:
@@ -121,14 +90,16 @@ def recording_windows(recording: Recording, count: int = 250, margin_s: float = 
     return peak_normalise(cut_windows(samples, centres)), _labels_at(recording, centres)
 
 
-def sequential_windows(recording: Recording, hop: int = WINDOW_SIZE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Windows over a whole recording every ``hop`` samples, for transcribing and evaluating it.
+def sequential_windows(
+    recording: Recording, grid: FrameGrid = WINDOW_GRID
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Windows over a whole recording on a frame grid, for transcribing and evaluating it.
 
     Returns ``(centres, windows, labels)``: centre sample indices ``[N]``, peak-normalised float32
     windows ``[N, 4096]`` and float64 labels ``[N, 128]`` (notes sounding at each centre).
     """
     samples = load_audio(recording.wav)
-    centres = sequential_centres(len(samples), hop)
+    centres = grid.recording_centres(len(samples))
     return centres, peak_normalise(cut_windows(samples, centres)), _labels_at(recording, centres)
 
 
@@ -154,11 +125,6 @@ def window_statistics(labels: np.ndarray) -> dict:
         "outside_label_space": int(histogram.sum() - inside),
         "pitch_histogram": [int(n) for n in histogram],
     }
-
-
-def _as_json(value: object) -> object:
-    """``value`` as it reads back from JSON (tuples become lists, paths strings), for comparing params."""
-    return json.loads(json.dumps(value, default=str))
 
 
 def _new_npy(file: Path, dtype: type, shape: tuple[int, int]) -> np.memmap:
@@ -224,7 +190,7 @@ def write_windows(
             for split, recordings in splits.items():
                 statistics[split] = _write_split(recordings, staging, split, windows_per_recording, margin_s, bar)
         record = {
-            "params": _as_json(dict(params or {})),
+            "params": as_json(dict(params or {})),
             "windows_per_recording": windows_per_recording,
             "margin_s": margin_s,
             "recordings": {split: [r.id for r in recordings] for split, recordings in splits.items()},
@@ -244,7 +210,7 @@ def windows_complete(out: Path, params: Mapping) -> bool:
         record = json.loads(marker.read_text())
     except (OSError, ValueError):
         return False
-    if not isinstance(record, dict) or record.get("params") != _as_json(dict(params)):
+    if not isinstance(record, dict) or record.get("params") != as_json(dict(params)):
         return False
     names = [name for split in record.get("recordings", {}) for name in split_files(split)]
     return all((Path(out) / name).is_file() for name in names)
@@ -279,7 +245,7 @@ def mini_musicnet_splits(root: Path) -> dict[str, list[Recording]]:
             len(missing),
             ", ".join(sorted(missing)),
         )
-    return {split: sorted(recs, key=lambda r: _id_order(r.id)) for split, recs in splits.items()}
+    return {split: sorted(recs, key=lambda r: id_order(r.id)) for split, recs in splits.items()}
 
 
 class MusicNetWindows:

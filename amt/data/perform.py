@@ -32,7 +32,7 @@ import numpy as np
 from amt.audio import SAMPLE_RATE
 from amt.data.render import Room, Track
 from amt.errors import AmtError
-from amt.notes import HIGHEST_MIDI, LOWEST_MIDI, MusicNetLabels
+from amt.labels import HIGHEST_MIDI, LOWEST_MIDI, MusicNetLabels
 
 # --- instruments and ensembles -----------------------------------------------------------------
 

@@ -2,9 +2,10 @@
 
 This branches off the data path at the recordings (MusicNet layout: ``ROOT/{split}_data/ID.wav``,
 ``ROOT/{split}_labels/ID.csv``; the default corpus, MusicNet itself or any such folder). Each
-recording's :func:`amt.features.log_frequency_spectrogram` is cached once as
-``ROOT/features-h{hop}/ID.npy`` (float16) with a json key (the wav's size and time, hop, bands),
-so a changed recording or hop is recomputed. Targets are made from the csv on loading:
+recording's :func:`amt.features.log_frequency_spectrogram` on the model's frame grid
+(:mod:`amt.grid`) is cached once as ``ROOT/features-h{hop}/ID.npy`` (float16) with a json key (the
+wav's size and time, hop, bands), so a changed recording or hop is recomputed. Targets are made from
+the csv on loading:
 
 * ``frame`` ``[T, 81]``: the note sounds at the frame's centre (the windows' label rule),
 * ``onset`` ``[T, 81]``: the note starts inside the frame's interval ``[c - hop/2, c + hop/2)``.
@@ -28,14 +29,14 @@ import torch
 from rich.progress import Progress
 from torch.utils.data import DataLoader, Dataset
 
-from amt.audio import WINDOW_SIZE, load_audio
+from amt.audio import load_audio
 from amt.cache import cached_array
 from amt.data.augment import SpectrogramAugment
-from amt.data.minimusicnet import SPLITS
-from amt.data.musicnet import Recording, find_recordings
+from amt.data.recordings import SPLITS, Recording, find_recordings
 from amt.errors import AmtError
 from amt.features import BANDS, log_frequency_spectrogram
-from amt.notes import LOWEST_MIDI, NUM_NOTES, cut_to_label_space, read_musicnet_csv, sounding_at
+from amt.grid import CONTEXT_GRID, FrameGrid
+from amt.labels import LOWEST_MIDI, NUM_NOTES, cut_to_label_space, read_musicnet_csv, sounding_at
 
 log = logging.getLogger(__name__)
 
@@ -43,40 +44,34 @@ FEATURE_VERSION = 1
 """Part of the cache key: bump when :mod:`amt.features` changes what it computes."""
 
 
-def frame_targets(csv: Path, frames: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
-    """``frame`` and ``onset`` targets ``[frames, 81]`` float32 of one recording, from its MusicNet csv.
-
-    Frame ``i`` is centred on sample ``i · hop + 2,048``, as :func:`amt.audio.sequential_centres` puts it.
-    """
+def frame_targets(csv: Path, frames: int, grid: FrameGrid) -> tuple[np.ndarray, np.ndarray]:
+    """``frame`` and ``onset`` targets ``[frames, 81]`` float32 of one recording on ``grid``, from its MusicNet csv."""
     labels = read_musicnet_csv(csv)
-    centres = np.arange(frames, dtype=np.int64) * hop + WINDOW_SIZE // 2
-    frames, _ = cut_to_label_space(sounding_at(labels, centres))
-    onsets = np.zeros_like(frames)
+    frame, _ = cut_to_label_space(sounding_at(labels, grid.centres(frames)))
+    onsets = np.zeros_like(frame)
     inside = (labels.note >= LOWEST_MIDI) & (labels.note < LOWEST_MIDI + NUM_NOTES)
-    first_edge = int(centres[0]) - hop // 2
-    index = np.clip((labels.start[inside] - first_edge) // hop, 0, len(centres) - 1)
-    onsets[index, labels.note[inside] - LOWEST_MIDI] = 1
-    return frames, onsets
+    onsets[grid.frame_of(labels.start[inside], frames), labels.note[inside] - LOWEST_MIDI] = 1
+    return frame, onsets
 
 
-def _key(wav: Path, hop: int) -> dict:
+def _key(wav: Path, grid: FrameGrid) -> dict:
     stat = wav.stat()
     return {
         "wav": wav.name,
         "size": stat.st_size,
         "mtime_ns": stat.st_mtime_ns,
-        "hop": hop,
+        "hop": grid.hop,
         "bands": BANDS,
         "version": FEATURE_VERSION,
     }
 
 
-def cached_features(recording: Recording, cache_dir: Path, hop: int) -> np.ndarray:
-    """The recording's spectrogram ``[T, BANDS]`` float16, computed once and cached (atomically)."""
+def cached_features(recording: Recording, cache_dir: Path, grid: FrameGrid) -> np.ndarray:
+    """The recording's spectrogram ``[T, BANDS]`` float16 on ``grid``, computed once and cached (atomically)."""
     return cached_array(
         cache_dir / f"{recording.id}.npy",
-        _key(recording.wav, hop),
-        lambda: log_frequency_spectrogram(load_audio(recording.wav), hop).astype(np.float16),
+        _key(recording.wav, grid),
+        lambda: log_frequency_spectrogram(load_audio(recording.wav), grid).astype(np.float16),
     )
 
 
@@ -99,9 +94,9 @@ class SequenceRecording:
         return crops[0], crops[1], crops[2]
 
 
-def load_recording(recording: Recording, cache_dir: Path, hop: int) -> SequenceRecording:
-    features = cached_features(recording, cache_dir, hop)
-    frame, onset = frame_targets(recording.csv, len(features), hop)
+def load_recording(recording: Recording, cache_dir: Path, grid: FrameGrid) -> SequenceRecording:
+    features = cached_features(recording, cache_dir, grid)
+    frame, onset = frame_targets(recording.csv, len(features), grid)
     return SequenceRecording(
         recording.id, torch.from_numpy(features.astype(np.float32)), torch.from_numpy(frame), torch.from_numpy(onset)
     )
@@ -169,16 +164,17 @@ class SequenceDataModule(L.LightningDataModule):
     """Crops ``[batch, crop_frames, BANDS]`` with targets ``{"frame", "onset"}: [batch, crop_frames, 81]``.
 
     ``recordings`` is a MusicNet-layout folder with ``train``, ``valid`` and ``test`` splits;
-    ``corpus`` (optional) is built first (the offline corpus, ``data=sequences``). Spectrograms are
-    cached in ``cache_dir``, by default ``features-h{hop}`` inside ``recordings``; give one folder per
-    corpus elsewhere when the recordings are read-only (MusicNet on a shared drive).
+    ``corpus`` (optional) is built first (the offline corpus, ``data=sequences``). ``hop`` is the
+    model's (the data configs take ``${model.hop}``). Spectrograms are cached in ``cache_dir``, by
+    default ``features-h{hop}`` inside ``recordings``; give one folder per corpus elsewhere when the
+    recordings are read-only (MusicNet on a shared drive).
     """
 
     def __init__(
         self,
         recordings: str | Path,
         corpus=None,
-        hop: int = 1024,
+        hop: int = CONTEXT_GRID.hop,
         crop_frames: int = 256,
         batch_size: int = 8,
         crops_per_epoch: int | None = None,
@@ -187,9 +183,9 @@ class SequenceDataModule(L.LightningDataModule):
         cache_dir: str | Path | None = None,
     ):
         super().__init__()
-        if hop < 1 or crop_frames < 1 or batch_size < 1:
-            raise AmtError(f"hop, crop_frames and batch_size must be positive, got {hop}, {crop_frames}, {batch_size}")
-        self.root, self.corpus, self.hop = Path(recordings), corpus, hop
+        if crop_frames < 1 or batch_size < 1:
+            raise AmtError(f"crop_frames and batch_size must be positive, got {crop_frames}, {batch_size}")
+        self.root, self.corpus, self.grid = Path(recordings), corpus, FrameGrid(hop)
         self.crop_frames, self.batch_size, self.crops_per_epoch = crop_frames, batch_size, crops_per_epoch
         self.augment, self.num_workers = augment, num_workers
         self.cache_dir = Path(cache_dir) if cache_dir else self.root / f"features-h{hop}"
@@ -202,17 +198,17 @@ class SequenceDataModule(L.LightningDataModule):
             self.corpus.prepare()
         recordings = [r for split in SPLITS for r in find_recordings(self.root, split)]
         with Progress(transient=True) as progress:
-            for recording in progress.track(recordings, description=f"spectrograms (hop {self.hop})"):
-                cached_features(recording, self.cache_dir, self.hop)
+            for recording in progress.track(recordings, description=f"spectrograms (hop {self.grid.hop})"):
+                cached_features(recording, self.cache_dir, self.grid)
 
     def setup(self, stage: str | None = None) -> None:
         if not self.splits:
             self.splits = {
-                split: [load_recording(r, self.cache_dir, self.hop) for r in find_recordings(self.root, split)]
+                split: [load_recording(r, self.cache_dir, self.grid) for r in find_recordings(self.root, split)]
                 for split in SPLITS
             }
             frames = {split: sum(len(r.features) for r in recs) for split, recs in self.splits.items()}
-            log.info("sequence frames (hop %d): %s", self.hop, frames)
+            log.info("sequence frames (hop %d): %s", self.grid.hop, frames)
 
     def train_dataloader(self) -> DataLoader:
         recordings = self.splits["train"]

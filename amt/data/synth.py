@@ -33,7 +33,7 @@ import numpy as np
 from rich.progress import Progress
 
 from amt.audio import SAMPLE_RATE, save_wav
-from amt.data.musicnet import find_recordings, windows_complete, write_windows
+from amt.data.musicnet import windows_complete, write_windows
 from amt.data.perform import (
     ENSEMBLES,
     LEAD_IN_S,
@@ -49,14 +49,15 @@ from amt.data.perform import (
     perform,
     start_bar,
 )
+from amt.data.recordings import SPLITS, find_recordings
 from amt.data.render import Renderer, Room, choose_renderer
 from amt.errors import AmtError
-from amt.notes import write_musicnet_csv
+from amt.files import as_json, write_json
+from amt.labels import write_musicnet_csv
 
 CORPUS_VERSION = 1
 """Bump when a change to this module changes the recordings it builds (invalidates every cache)."""
 
-SPLITS = ("train", "valid", "test")
 CORPUS_JSON = "corpus.json"
 FIRST_ID = 1000
 """Recording ids are numbers from here, MusicNet-style."""
@@ -327,17 +328,6 @@ def corpus_statistics(entries: Sequence[dict]) -> dict:
     return statistics
 
 
-def _as_json(value: object) -> object:
-    return json.loads(json.dumps(value, default=str))
-
-
-def _write_json(path: Path, record: dict) -> None:
-    """Write JSON atomically: a reader sees the old file or the whole new one."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    os.replace(tmp, path)
-
-
 # --- the corpus ---------------------------------------------------------------------------------
 
 
@@ -380,7 +370,7 @@ class SynthCorpus:
         import music21
 
         settings = {k: v for k, v in asdict(self.preset).items() if k != "workers"}
-        return _as_json(
+        return as_json(
             {
                 "version": CORPUS_VERSION,
                 "preset": self.preset_name,
@@ -444,8 +434,8 @@ class SynthCorpus:
                 entries += done
                 bar.advance(task, len(done))
         entries.sort(key=lambda entry: int(entry["id"]))
-        _write_json(
-            self.root / CORPUS_JSON, {"params": params, "statistics": corpus_statistics(entries), "recordings": entries}
+        write_json(
+            {"params": params, "statistics": corpus_statistics(entries), "recordings": entries}, self.root / CORPUS_JSON
         )
 
 

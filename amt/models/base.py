@@ -1,9 +1,12 @@
-"""What every transcription model shares: its input width and an auxiliary-loss hook.
+"""What every transcription model shares: its input width, its kind, and an auxiliary-loss hook.
 
-A model maps spectra ``[batch, bins]`` to note logits ``[batch, 81]``. It says how many bins it
-reads (``bins``, checked against the data at start-up) and what extra loss term its last forward
-pass produced (``auxiliary_loss()``, 0 unless the model has one), so the LightningModule adds the
-term unconditionally instead of branching on the architecture.
+A window model maps spectra ``[batch, bins]`` to note logits ``[batch, 81]``; a context model
+(``context = True``) maps spectrogram excerpts ``[batch, frames, bins]`` to a dict of head logits
+``[batch, frames, 81]`` and carries the frame grid it was trained on (``grid``; a window model runs
+on any grid, so its ``grid`` is None). A model says how many bins it reads (``bins``, checked
+against the data at start-up) and what extra loss term its last forward pass produced
+(``auxiliary_loss()``, 0 unless the model has one), so the LightningModule adds the term
+unconditionally instead of branching on the architecture.
 """
 
 from __future__ import annotations
@@ -12,10 +15,16 @@ import torch
 from torch import nn
 
 from amt.errors import AmtError
+from amt.grid import FrameGrid
 
 
 class TranscriptionModel(nn.Module):
     """Base class: stores ``bins`` and returns a zero auxiliary loss."""
+
+    context: bool = False
+    """Whether the model takes spectrogram excerpts and predicts onsets (a context model)."""
+    grid: FrameGrid | None = None
+    """A context model's frame grid; None for a window model, which runs on any."""
 
     def __init__(self, bins: int):
         super().__init__()

@@ -15,8 +15,8 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from amt.errors import AmtError
+from amt.labels import NUM_NOTES
 from amt.models.base import TranscriptionModel, require_dropout, require_positive
-from amt.notes import NUM_NOTES
 
 BLOCK = 32
 """Output samples per row of the banded product: 32 outputs of a 65-tap kernel read 96 inputs,

@@ -13,7 +13,8 @@ one 93 ms window. In the spirit of Onsets and Frames (Hawthorne et al. 2018), sc
 
 ``forward`` returns ``{"onset": logits, "frame": logits}``, each ``[batch, frames, 81]``; the
 LightningModule sums the heads' losses and scores AP on ``frame``. ``hop`` is the feature hop the
-model was trained with (:mod:`amt.features`), so a checkpoint says how to transcribe with it.
+model was trained with (:mod:`amt.features`): the model's frame grid (``grid``), which its config and
+so its checkpoint carry, so a checkpoint says how to transcribe with it.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from torch import nn
 
 from amt.errors import AmtError
 from amt.features import BANDS
+from amt.grid import CONTEXT_GRID, FrameGrid
+from amt.labels import NUM_NOTES
 from amt.models.base import TranscriptionModel, require_dropout, require_positive
-from amt.notes import NUM_NOTES
 
 
 class AcousticEncoder(nn.Module):
@@ -74,13 +76,19 @@ class TemporalConvolution(nn.Module):
 
 
 class ContextTranscriber(TranscriptionModel):
-    sequence = True
-    """Marks a model that takes ``[batch, frames, bands]`` excerpts (see :mod:`amt.transcribe`)."""
+    """Spectrogram excerpts ``[batch, frames, bins]`` → ``{"onset", "frame"}`` logits ``[batch, frames, 81]``.
+
+    ``bins`` must be :data:`amt.features.BANDS`; ``hop`` (samples) sets the frame grid; ``channels``
+    and ``features`` size the acoustic encoder; ``temporal`` is ``gru`` (``hidden`` units each way) or
+    ``tcn`` (``levels`` dilated blocks); ``dropout`` acts in the encoder and the TCN.
+    """
+
+    context = True
 
     def __init__(
         self,
         bins: int = BANDS,
-        hop: int = 1024,
+        hop: int = CONTEXT_GRID.hop,
         channels: int = 16,
         features: int = 192,
         temporal: str = "gru",
@@ -94,7 +102,7 @@ class ContextTranscriber(TranscriptionModel):
         require_dropout("dropout", dropout)
         if bins != BANDS:
             raise AmtError(f"model.bins must be {BANDS} (the log-frequency bands of amt.features), got {bins}")
-        self.hop, self.temporal_kind = hop, temporal
+        self.grid, self.temporal_kind = FrameGrid(hop), temporal
         self.encoder = AcousticEncoder(bins, channels, features, dropout)
         if temporal == "gru":
             self.temporal = nn.GRU(features, hidden, batch_first=True, bidirectional=True)

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from amt.errors import AmtError
+from amt.labels import NUM_NOTES
 from amt.models.base import TranscriptionModel, require_dropout, require_positive
-from amt.notes import NUM_NOTES
 
 
 class LSTMClassifier(TranscriptionModel):

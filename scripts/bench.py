@@ -1,4 +1,4 @@
-"""Training and inference throughput of the CNNs on synthetic data: ``python -m amt.bench`` (``make bench``).
+"""Training and inference throughput of the CNNs on synthetic data: ``python scripts/bench.py`` (``make bench``).
 
 Random spectra and labels of the real shapes (``[N, 512]``, ``[N, 81]``, ≈ 5 % of labels on), a
 few hundred steps rather than a 62,500-window epoch; per-epoch times are extrapolated from the
@@ -42,20 +42,15 @@ from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 
 from amt.audio import SAMPLE_RATE, WINDOW_SIZE, save_wav
+from amt.checkpoint import CNN_MULTI_CHECKPOINT, load
 from amt.data.datamodule import SpectraDataset
 from amt.data.render import Track, render_harmonic
+from amt.decode import default_decoder
+from amt.grid import FrameGrid
+from amt.labels import NUM_NOTES
 from amt.models.cnn import CNN1Layer, CNNMulti, SameConv1d
 from amt.module import TranscriptionModule
-from amt.notes import NUM_NOTES
-from amt.transcribe import (
-    CNN_MULTI_CHECKPOINT,
-    Outputs,
-    TranscribeSettings,
-    checkpoint_decoder_config,
-    default_decoder,
-    load_model,
-    transcribe_file,
-)
+from amt.transcribe import Outputs, TranscribeSettings, transcribe_file
 
 EPOCH_WINDOWS = 62_500
 """Training windows in one mini-MusicNet epoch."""
@@ -198,7 +193,7 @@ def timed(repeats: int, runs: dict[str, Callable[[], float]]) -> dict[str, list[
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m amt.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python scripts/bench.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", choices=sorted(MODELS), default="cnn_multi")
     parser.add_argument("--steps", type=int, default=400, help="training steps per timed run (default 400)")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -248,16 +243,17 @@ def main(argv: list[str] | None = None) -> None:
         with tempfile.TemporaryDirectory() as folder:
             audio = Path(folder) / "recording.wav"
             seconds = synthetic_recording(audio, args.rtf_minutes)
-            cnn_multi, default = load_model(CNN_MULTI_CHECKPOINT), load_model()
+            cnn_multi, default = load(CNN_MULTI_CHECKPOINT).model, load()
             contenders = {
                 f"cnn_multi, hop {hop}": functools.partial(
-                    real_time_factor, audio, cnn_multi, TranscribeSettings(hop=hop), seconds
+                    real_time_factor, audio, cnn_multi, TranscribeSettings(grid=FrameGrid(hop)), seconds
                 )
                 for hop in (WINDOW_SIZE, WINDOW_SIZE // 4)
             }
-            shipped = checkpoint_decoder_config()
-            as_shipped = TranscribeSettings(decoder=default_decoder(default), decoder_config=shipped)
-            contenders["default model"] = functools.partial(real_time_factor, audio, default, as_shipped, seconds)
+            as_shipped = TranscribeSettings(
+                decoder=default_decoder(default.model.context), decoder_config=default.decoder_config
+            )
+            contenders["default model"] = functools.partial(real_time_factor, audio, default.model, as_shipped, seconds)
             rtf = timed(args.repeats, contenders)
 
     print(

@@ -1,0 +1,239 @@
+"""Checkpoints: read once, into the model and everything it carries.
+
+A checkpoint is the one ``train.py`` writes (a :class:`amt.module.TranscriptionModule`), or that
+file packed for sharing (:func:`pack`). It holds tensors and plain values only, so it loads with
+``torch.load(weights_only=True)``. What it carries:
+
+* the model's weights (``state_dict``, keys ``model.*``);
+* the architecture: the ``model_config`` hyperparameter when the checkpoint saves one, else the
+  model section of the run's composed Hydra config: ``NAME.yaml`` beside ``NAME.ckpt``, or the
+  training run's ``.hydra/config.yaml`` (``RUN/checkpoints/NAME.ckpt`` → ``RUN/.hydra/config.yaml``).
+  That config also says whether the model read log-compressed spectra. A context model's config
+  holds its frame grid (``hop``);
+* the decoder settings ``amt tune --save`` stored (:data:`DECODER_CONFIG_KEY`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from amt.audio import WINDOW_SIZE
+from amt.decode import DecoderConfig
+from amt.errors import AmtError
+from amt.files import write_atomically
+from amt.grid import FrameGrid
+from amt.models.base import TranscriptionModel
+
+log = logging.getLogger(__name__)
+
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+DEFAULT_CHECKPOINT = WEIGHTS / "default.ckpt"
+"""The model ``amt transcribe`` uses without ``--ckpt`` (see amt/weights/README.md)."""
+CNN_MULTI_CHECKPOINT = WEIGHTS / "cnn_multi.ckpt"
+"""The report's multi-layer CNN trained on the default corpus, bundled for comparison (``--ckpt``)."""
+
+DECODER_CONFIG_KEY = "decoder_config"
+"""Where a checkpoint's hyperparameters keep its tuned decoder settings."""
+KEPT_WHEN_PACKED = ("model_config", DECODER_CONFIG_KEY)
+"""The hyperparameters a packed checkpoint keeps: what :func:`load` reads."""
+
+
+class LogCompressed(TranscriptionModel):
+    """A model trained on ``log1p`` spectra (``data.datamodule.log_compress=true``), fed raw magnitudes."""
+
+    def __init__(self, model: TranscriptionModel):
+        super().__init__(model.bins)
+        self.model = model
+
+    def forward(self, spectra: torch.Tensor) -> torch.Tensor:
+        return self.model(torch.log1p(spectra))
+
+
+def read(ckpt: Path) -> dict:
+    """The checkpoint's contents (tensors and plain values), refusing what is not an amt checkpoint."""
+    try:
+        checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch.load raises almost anything for a file that is not a checkpoint
+        if "Unsupported global" in str(error):
+            raise AmtError(
+                f"{ckpt}: holds Python objects, and amt loads only plain data (tensors, numbers, text)"
+            ) from None
+        raise AmtError(f"{ckpt}: not a PyTorch checkpoint ({type(error).__name__})") from None
+    if not isinstance(checkpoint, dict):
+        raise AmtError(f"{ckpt}: not a checkpoint of amt's TranscriptionModule (not a dictionary)")
+    return checkpoint
+
+
+def _weights(checkpoint: dict, ckpt: Path) -> dict[str, torch.Tensor]:
+    """The model's weights, keys without ``model.``."""
+    state = checkpoint.get("state_dict")
+    weights = {k.removeprefix("model."): v for k, v in (state or {}).items() if k.startswith("model.")}
+    if not weights:
+        raise AmtError(f"{ckpt}: not a checkpoint of amt's TranscriptionModule (no model.* weights in its state_dict)")
+    return weights
+
+
+def _hyperparameters(checkpoint: dict) -> dict:
+    return checkpoint.get("hyper_parameters") or {}
+
+
+def _train_config(ckpt: Path):
+    """The composed train config beside the checkpoint or in its run folder (None when there is none)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    for candidate in (ckpt.with_suffix(".yaml"), ckpt.parent.parent / ".hydra" / "config.yaml"):
+        if candidate.is_file():
+            try:
+                return OmegaConf.load(candidate), candidate
+            except (OSError, OmegaConfBaseException, ValueError) as error:
+                raise AmtError(f"{candidate}: not a readable train config ({error})") from None
+    return None, None
+
+
+def _log_compressed(config, source: Path) -> bool:
+    """Whether the model read log1p spectra; refuses standardised ones (their statistics are not saved)."""
+    from omegaconf import OmegaConf
+
+    options = OmegaConf.select(config, "data.datamodule") or {}
+    if options.get("standardise", False):
+        raise AmtError(
+            f"{source}: the model was trained on standardised spectra (data.datamodule.standardise=true), "
+            "and the training split's statistics are not saved with it"
+        )
+    return bool(options.get("log_compress", False))
+
+
+def _build_model(node, source: Path) -> TranscriptionModel:
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    if not node or "_target_" not in node:
+        raise AmtError(f"{source}: has no model section with a _target_")
+    try:
+        model = instantiate(node)
+    except InstantiationException as error:
+        raise AmtError(f"{source}: cannot build its model ({error.__cause__ or error})") from None
+    if not isinstance(model, TranscriptionModel):
+        raise AmtError(f"{source}: its model is not an amt TranscriptionModel")
+    return model
+
+
+def _fit_weights(model: nn.Module, weights: dict[str, torch.Tensor], ckpt: Path, target: str) -> None:
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:
+        lines = str(error).splitlines()
+        raise AmtError(f"{ckpt}: its weights do not fit {target} ({lines[-1].strip()})") from None
+
+
+def _existing(ckpt: str | os.PathLike | None) -> Path:
+    """``ckpt`` (default: :data:`DEFAULT_CHECKPOINT`), which must exist."""
+    ckpt = Path(ckpt) if ckpt is not None else DEFAULT_CHECKPOINT
+    if not ckpt.is_file():
+        if ckpt == DEFAULT_CHECKPOINT:
+            raise AmtError(f"no default model is installed ({ckpt} is missing); pass --ckpt PATH")
+        raise AmtError(f"{ckpt}: no such checkpoint")
+    return ckpt
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A loaded checkpoint: its model (eval mode, CPU) and what the file carries with it."""
+
+    path: Path
+    model: TranscriptionModel
+    decoder_config: DecoderConfig
+    contents: dict
+
+    def grid(self, hop: int | None = None) -> FrameGrid:
+        """The frame grid to transcribe on: a context model's own, else windows every ``hop`` samples
+        (default: the report's back-to-back windows). A ``hop`` a context model cannot follow is ignored
+        with a warning."""
+        if self.model.grid is not None:
+            if hop is not None and hop != self.model.grid.hop:
+                log.warning(
+                    "--hop %d is ignored: %s is a context model, which transcribes at its own hop (%d samples)",
+                    hop,
+                    self.path.name,
+                    self.model.grid.hop,
+                )
+            return self.model.grid
+        return FrameGrid(hop if hop is not None else WINDOW_SIZE)
+
+    def save_decoder_config(self, config: DecoderConfig) -> None:
+        """Store ``config`` in the checkpoint file (atomically), where :func:`load` finds it next time."""
+        contents = dict(self.contents)
+        contents["hyper_parameters"] = {**_hyperparameters(contents), DECODER_CONFIG_KEY: asdict(config)}
+        write_atomically(self.path, ".ckpt", lambda tmp: torch.save(contents, tmp))
+
+
+def _decoder_config(checkpoint: dict) -> DecoderConfig:
+    """Saved decoder settings over :class:`DecoderConfig`'s defaults: thresholds belong to their model."""
+    saved = _hyperparameters(checkpoint).get(DECODER_CONFIG_KEY) or {}
+    known = {field.name for field in fields(DecoderConfig)}
+    return DecoderConfig(**{name: value for name, value in saved.items() if name in known})
+
+
+def load(ckpt: str | os.PathLike | None = None) -> Checkpoint:
+    """The checkpoint ``ckpt`` (default: :data:`DEFAULT_CHECKPOINT`), read once.
+
+    The model takes raw ``abs(rfft)`` spectra: one trained with ``data.datamodule.log_compress=true``
+    (as its train config says) comes wrapped in :class:`LogCompressed`; one trained with
+    ``data.datamodule.standardise=true`` is refused, since its checkpoint lacks the training split's
+    statistics.
+    """
+    ckpt = _existing(ckpt)
+    contents = read(ckpt)
+    weights = _weights(contents, ckpt)
+    saved_model_config = _hyperparameters(contents).get("model_config")
+    config, config_file = _train_config(ckpt)
+    if saved_model_config is None and config is None:
+        raise AmtError(
+            f"{ckpt}: cannot tell which model this checkpoint holds: it saves no model_config, and neither "
+            f"{ckpt.with_suffix('.yaml').name} beside it nor its run's .hydra/config.yaml exists"
+        )
+    log_compress = _log_compressed(config, config_file) if config is not None else False
+    source = ckpt if saved_model_config is not None else config_file
+    model = _build_model(saved_model_config if saved_model_config is not None else config.get("model"), source)
+    _fit_weights(model, weights, ckpt, f"the model in {source}")
+    model = (LogCompressed(model) if log_compress else model).eval()
+    return Checkpoint(ckpt, model, _decoder_config(contents), contents)
+
+
+def initialise_from(model: nn.Module, ckpt: str | os.PathLike) -> None:
+    """Start training ``model`` from the weights of a checkpoint (fine-tuning).
+
+    Unlike resuming (``ckpt_path``), only the weights are taken: the optimiser, schedule and epoch
+    count start afresh. float16 weights (the bundled models) are widened to the model's float32.
+    """
+    ckpt = Path(ckpt)
+    if not ckpt.is_file():
+        raise AmtError(f"{ckpt}: no such checkpoint to initialise from")
+    weights = _weights(read(ckpt), ckpt)
+    _fit_weights(model, weights, ckpt, f"model={type(model).__name__} as configured (check the model overrides)")
+
+
+def pack(source: str | os.PathLike, target: str | os.PathLike, half: bool = True) -> None:
+    """A checkpoint → a model to bundle or share: its weights (float16 unless ``half=False``), the
+    hyperparameters :func:`load` reads (:data:`KEPT_WHEN_PACKED`) and the epoch; the optimiser and
+    scheduler states, callbacks and loops are dropped."""
+    checkpoint = load(source)  # refuses what amt could not load, with its own error
+    weights = {k: v for k, v in checkpoint.contents["state_dict"].items() if k.startswith("model.")}
+    if half:
+        weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+    hyperparameters = _hyperparameters(checkpoint.contents)
+    if "model_config" not in hyperparameters:
+        raise AmtError(f"{source}: saves no model_config, so a packed copy could not be loaded on its own")
+    packed = {
+        "state_dict": weights,
+        "hyper_parameters": {k: hyperparameters[k] for k in KEPT_WHEN_PACKED if k in hyperparameters},
+        "epoch": checkpoint.contents.get("epoch"),
+    }
+    write_atomically(target, ".ckpt", lambda tmp: torch.save(packed, tmp))

@@ -1,0 +1,80 @@
+"""Recordings in the MusicNet layout: finding them, their splits.
+
+A folder of recordings holds ``ROOT/{split}_data/ID.wav`` with ``ROOT/{split}_labels/ID.csv`` (the
+MusicNet layout, which every amt corpus uses) and, for evaluation, may also hold ``ID.wav`` beside
+``ID.csv`` (the flat layout).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from amt.errors import AmtError
+
+SPLITS = ("train", "valid", "test")
+"""The splits of every amt corpus and windows folder (mini-MusicNet's)."""
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One MusicNet-layout recording: ``ROOT/{split}_data/ID.wav`` and ``ROOT/{split}_labels/ID.csv``."""
+
+    id: str
+    wav: Path
+    csv: Path
+
+
+def id_order(recording_id: str) -> tuple[int, int, str]:
+    """Numeric ids in numeric order, then any others alphabetically."""
+    return (0, int(recording_id), "") if recording_id.isdigit() else (1, 0, recording_id)
+
+
+def find_recordings(root: Path, split: str) -> list[Recording]:
+    """The recordings of one split of a MusicNet-layout folder, sorted by id.
+
+    Fails with one line naming the path when the data folder is missing or holds no wavs, or
+    when a wav has no label csv.
+    """
+    data, labels = Path(root) / f"{split}_data", Path(root) / f"{split}_labels"
+    if not data.is_dir():
+        raise AmtError(f"{data}: no such folder (MusicNet layout: ROOT/{split}_data/ID.wav)")
+    wavs = sorted(data.glob("*.wav"), key=lambda wav: id_order(wav.stem))
+    if not wavs:
+        raise AmtError(f"{data}: no .wav recordings in this folder")
+    return _labelled([Recording(id=wav.stem, wav=wav, csv=labels / f"{wav.stem}.csv") for wav in wavs])
+
+
+def _labelled(recordings: list[Recording]) -> list[Recording]:
+    """``recordings``, refusing the first whose label csv is missing."""
+    for recording in recordings:
+        if not recording.csv.is_file():
+            raise AmtError(f"{recording.wav}: no label file {recording.csv}")
+    return recordings
+
+
+def _flat_recordings(root: Path) -> list[Recording]:
+    return _labelled([Recording(wav.stem, wav, wav.with_suffix(".csv")) for wav in sorted(root.glob("*.wav"))])
+
+
+def find_labelled_recordings(root: str | os.PathLike, split: str | None = None) -> list[Recording]:
+    """Every recording of a folder: MusicNet layout (``SPLIT_data/ID.wav`` + ``SPLIT_labels/ID.csv``,
+    any split names) and/or ``ID.wav`` beside ``ID.csv``; sorted by id, ids unique. With ``split``,
+    only that split's recordings."""
+    root = Path(root)
+    if not root.is_dir():
+        raise AmtError(f"{root}: no such folder")
+    if split is not None:
+        return find_recordings(root, split)
+    splits = sorted(d.name.removesuffix("_data") for d in root.glob("*_data") if d.is_dir())
+    recordings = [r for split in splits for r in find_recordings(root, split)] + _flat_recordings(root)
+    if not recordings:
+        raise AmtError(
+            f"{root}: no recordings (expected SPLIT_data/ID.wav with SPLIT_labels/ID.csv, or ID.wav + ID.csv)"
+        )
+    ids = [r.id for r in recordings]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise AmtError(f"{root}: recording ids occur more than once: {', '.join(repeated)}")
+    return sorted(recordings, key=lambda r: id_order(r.id))

@@ -1,0 +1,242 @@
+"""Decoding: a model's frame (and onset) probabilities → note events.
+
+Frame ``i`` of a :class:`Frames` stands for ``[t_i - hop/2, t_i + hop/2)`` on its grid
+(:mod:`amt.grid`): a run of active frames ``i..j`` becomes the note ``[t_i - hop/2, t_j + hop/2)``
+(onsets clipped at 0), so :func:`amt.notes.piano_roll` renders the notes back onto exactly the frames
+decoded. Three decoders, by name (:data:`DECODERS`): ``naive`` (the report's threshold),
+``hysteresis`` and ``onsets`` (Onsets and Frames); :class:`DecoderConfig` holds their settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from amt.errors import AmtError
+from amt.grid import FrameGrid
+from amt.labels import NUM_NOTES, index_to_midi
+from amt.notes import NoteEvent
+
+
+def _setting(default: float | bool, help: str, probability: bool = False):
+    """A :class:`DecoderConfig` field; its help and kind make the command line's option (``amt.cli``)."""
+    return field(default=default, metadata={"help": help, "probability": probability})
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """Parameters of every decoder (each reads the ones it needs).
+
+    ``threshold`` is the naive decoder's (the report's 0.5). The hysteresis and onsets decoders keep
+    a note going while its probability stays above ``off``, bridge dips shorter than ``max_gap_s``
+    and drop notes shorter than ``min_note_s``. Hysteresis starts a note where the probability
+    exceeds ``on``; the onsets decoder starts one at a peak of the onset probability above
+    ``onset_threshold``, and also where only the frame probability exceeds ``on`` when
+    ``start_without_onset`` is set. The defaults suit the report's window models at the 4,096 hop and
+    the context model at its own; ``amt tune --save`` stores a model's own best settings in its
+    checkpoint, where they replace these (the README gives the measurements behind them).
+    """
+
+    threshold: float = _setting(0.5, "naive: a frame is on above this probability", probability=True)
+    on: float = _setting(0.5, "a note starts above this probability", probability=True)
+    off: float = _setting(0.3, "a note goes on above this probability", probability=True)
+    max_gap_s: float = _setting(0.1, "bridge dips shorter than this, seconds")
+    min_note_s: float = _setting(0.1, "drop notes shorter than this, seconds")
+    onset_threshold: float = _setting(0.3, "onsets: onset peak threshold", probability=True)
+    start_without_onset: bool = _setting(True, "onsets: a clear frame may start a note without an onset peak")
+
+    def __post_init__(self):
+        for setting in fields(self):
+            if setting.metadata["probability"] and not 0.0 <= getattr(self, setting.name) < 1.0:
+                value = getattr(self, setting.name)
+                raise AmtError(f"decoder {setting.name} must be a probability in [0, 1), got {value}")
+        if self.off > self.on:
+            raise AmtError(f"decoder off threshold ({self.off}) must not exceed the on threshold ({self.on})")
+        if self.max_gap_s < 0 or self.min_note_s < 0:
+            raise AmtError("decoder max_gap_s and min_note_s must not be negative")
+
+
+@dataclass(frozen=True)
+class Frames:
+    """A model's view of one recording: its frame grid, note probabilities ``[T, 81]`` and, from a
+    model with an onset head, onset probabilities ``[T, 81]``."""
+
+    grid: FrameGrid
+    probabilities: np.ndarray
+    onsets: np.ndarray | None = None
+
+    def __post_init__(self):
+        probabilities = np.asarray(self.probabilities)
+        if probabilities.ndim != 2 or probabilities.shape[1] != NUM_NOTES:
+            raise AmtError(f"frame probabilities must be [frames, {NUM_NOTES}], got shape {probabilities.shape}")
+        object.__setattr__(self, "probabilities", probabilities)
+        if self.onsets is not None:
+            onsets = np.asarray(self.onsets)
+            if onsets.shape != probabilities.shape:
+                raise AmtError(
+                    f"onset probabilities {onsets.shape} do not match frame probabilities {probabilities.shape}"
+                )
+            object.__setattr__(self, "onsets", onsets)
+
+    @property
+    def centres(self) -> np.ndarray:
+        """Frame centres (samples)."""
+        return self.grid.centres(len(self.probabilities))
+
+    @property
+    def times(self) -> np.ndarray:
+        """Frame times (s): the window centres."""
+        return self.grid.times(len(self.probabilities))
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive) indices of the runs of True in a 1-D boolean array."""
+    edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
+    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+
+
+def _bridge(mask: np.ndarray, max_gap_frames: int) -> np.ndarray:
+    """``mask`` with every run of at most ``max_gap_frames`` False between two Trues set to True."""
+    starts, ends = _runs(~mask)
+    inner = (starts > 0) & (ends < len(mask)) & (ends - starts <= max_gap_frames)
+    change = np.zeros(len(mask) + 1, dtype=np.int32)
+    change[starts[inner]] += 1
+    change[ends[inner]] -= 1
+    return mask | (np.cumsum(change[:-1]) > 0)
+
+
+def _frames_shorter_than(seconds: float, hop: float) -> int:
+    """The most frames of ``hop`` seconds that last strictly less than ``seconds``."""
+    return max(int(np.ceil(seconds / hop - 1e-9)) - 1, 0)
+
+
+@dataclass(frozen=True)
+class _Segmenter:
+    """One pitch's frame probabilities → note spans in frames (the rules of :class:`DecoderConfig`)."""
+
+    on: float
+    off: float
+    max_gap_frames: int = 0
+    min_frames: int = 1
+    start_without_onset: bool = True
+
+    @classmethod
+    def from_config(cls, config: DecoderConfig, hop: float, start_without_onset: bool) -> _Segmenter:
+        return cls(
+            on=config.on,
+            off=config.off,
+            max_gap_frames=_frames_shorter_than(config.max_gap_s, hop),
+            min_frames=_frames_shorter_than(config.min_note_s, hop) + 1,
+            start_without_onset=start_without_onset,
+        )
+
+    def spans(self, frames: np.ndarray, onsets: np.ndarray) -> list[tuple[int, int]]:
+        """Half-open frame spans ``[start, end)``.
+
+        A stretch where the frame probability stays above ``off`` (dips bridged, onset frames
+        included) holds one note per onset in it, each lasting until the next onset or the end of
+        the stretch. Before its first onset, a note starts at the first frame above ``on`` when
+        ``start_without_onset`` is set (with no onsets at all, that is plain hysteresis).
+        """
+        spans = []
+        sustained = _bridge((frames > self.off) | onsets, self.max_gap_frames)
+        for run_start, run_end in zip(*_runs(sustained), strict=True):
+            starts = [int(s) for s in run_start + np.flatnonzero(onsets[run_start:run_end])]
+            first = starts[0] if starts else run_end
+            loud = frames[run_start:first] > self.on
+            if self.start_without_onset and loud.any():
+                starts.insert(0, int(run_start + np.argmax(loud)))
+            if not starts:
+                continue
+            ends = starts[1:] + [int(run_end)]
+            spans += [(s, e) for s, e in zip(starts, ends, strict=True) if e - s >= self.min_frames]
+        return spans
+
+
+def _onset_peaks(onsets: np.ndarray, threshold: float) -> np.ndarray:
+    """Frames where the onset probability is above ``threshold`` and a local maximum in time
+    (the first frame of a plateau)."""
+    silence = np.zeros((1, onsets.shape[1]), dtype=onsets.dtype)
+    before = np.concatenate((silence, onsets[:-1]))
+    after = np.concatenate((onsets[1:], silence))
+    return (onsets > threshold) & (onsets > before) & (onsets >= after)
+
+
+def _decode(frames: Frames, segmenter: _Segmenter, onset_frames: np.ndarray | None) -> list[NoteEvent]:
+    """Segment every pitch and turn its frame spans into notes (velocity from the peak probability)."""
+    probabilities, times, half_hop = frames.probabilities, frames.times, frames.grid.hop_s / 2
+    if onset_frames is None:
+        onset_frames = np.zeros(probabilities.shape, dtype=bool)
+    events = []
+    for index in range(NUM_NOTES):
+        for start, end in segmenter.spans(probabilities[:, index], onset_frames[:, index]):
+            peak = float(probabilities[start:end, index].max())
+            events.append(
+                NoteEvent(
+                    onset_s=max(float(times[start]) - half_hop, 0.0),
+                    offset_s=float(times[end - 1]) + half_hop,
+                    pitch=index_to_midi(index),
+                    velocity=int(np.clip(round(peak * 127), 1, 127)),
+                )
+            )
+    return sorted(events, key=lambda e: (e.onset_s, e.pitch))
+
+
+def decode_naive(frames: Frames, config: DecoderConfig) -> list[NoteEvent]:
+    """The report's decoding: every run of frames above ``config.threshold`` is a note.
+
+    A single missed frame inside a held note splits it in two, which MIDI plays as a re-attack.
+    """
+    return _decode(frames, _Segmenter(on=config.threshold, off=config.threshold), None)
+
+
+def decode_hysteresis(frames: Frames, config: DecoderConfig) -> list[NoteEvent]:
+    """Notes start above ``config.on`` and continue above ``config.off``; dips shorter than
+    ``config.max_gap_s`` are bridged and notes shorter than ``config.min_note_s`` dropped."""
+    return _decode(frames, _Segmenter.from_config(config, frames.grid.hop_s, start_without_onset=True), None)
+
+
+NO_ONSETS = "the onsets decoder needs onset probabilities, and this model predicts frames only"
+
+
+def decode_onsets(frames: Frames, config: DecoderConfig) -> list[NoteEvent]:
+    """Onsets-and-Frames decoding: a note starts at a peak of the onset probability above
+    ``config.onset_threshold`` and continues while the frame probability stays above ``config.off``.
+
+    A second onset peak inside a sounding note starts a new note (a repeated note). Frames that rise
+    above ``config.on`` without an onset start a note only with ``config.start_without_onset``.
+    """
+    if frames.onsets is None:
+        raise AmtError(NO_ONSETS)
+    segmenter = _Segmenter.from_config(config, frames.grid.hop_s, config.start_without_onset)
+    return _decode(frames, segmenter, _onset_peaks(frames.onsets, config.onset_threshold))
+
+
+DECODERS: dict[str, Callable[[Frames, DecoderConfig], list[NoteEvent]]] = {
+    "naive": decode_naive,
+    "hysteresis": decode_hysteresis,
+    "onsets": decode_onsets,
+}
+"""Decoders by name."""
+
+
+def check_decoders(names: Sequence[str], predicts_onsets: bool = True) -> None:
+    """Refuse an unknown decoder name, and the onsets decoder for a model without an onset head."""
+    for name in names:
+        if name not in DECODERS:
+            raise AmtError(f"unknown decoder '{name}' (choose from: {', '.join(DECODERS)})")
+        if name == "onsets" and not predicts_onsets:
+            raise AmtError(NO_ONSETS)
+
+
+def default_decoder(predicts_onsets: bool) -> str:
+    """``onsets`` for a model with an onset head (a context model), else ``hysteresis``."""
+    return "onsets" if predicts_onsets else "hysteresis"
+
+
+def decode(name: str, frames: Frames, config: DecoderConfig | None = None) -> list[NoteEvent]:
+    """Decode a recording's frames with the decoder ``name``."""
+    check_decoders([name])
+    return DECODERS[name](frames, config or DecoderConfig())

@@ -1,0 +1,114 @@
+"""Checkpoints: read once into the model and what it carries (config, decoder settings, frame grid); packing."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from amt import checkpoint as checkpoints
+from amt.audio import SAMPLE_RATE, load_audio
+from amt.checkpoint import LogCompressed, load
+from amt.decode import DecoderConfig
+from amt.errors import AmtError
+from amt.grid import CONTEXT_GRID, WINDOW_GRID, FrameGrid
+from amt.models.cnn import CNN1Layer
+from amt.transcribe import frame_probabilities
+
+BINS = 256
+"""The ``checkpoint`` fixture's model's bins."""
+MODEL_CONFIG = f"model:\n  _target_: amt.models.cnn.CNN1Layer\n  bins: {BINS}\n"
+
+
+def test_checkpoint_loads_as_the_trained_model_with_the_default_decoder(checkpoint):
+    loaded = load(checkpoint)
+    model = loaded.model
+    assert isinstance(model, CNN1Layer) and model.bins == BINS and not model.training
+    assert loaded.decoder_config == DecoderConfig() and loaded.grid() == WINDOW_GRID
+    saved = torch.load(checkpoint, weights_only=True)["state_dict"]
+    assert torch.equal(model.head.weight, saved["model.head.weight"])
+
+
+def test_a_context_model_carries_its_frame_grid_and_ignores_another_hop(context_checkpoint, caplog):
+    loaded = load(context_checkpoint)
+    assert loaded.model.context and loaded.model.grid == CONTEXT_GRID
+    assert loaded.grid() == loaded.grid(CONTEXT_GRID.hop) == CONTEXT_GRID and not caplog.records
+    assert loaded.grid(4096) == CONTEXT_GRID
+    assert "--hop 4096 is ignored" in caplog.text and "own hop (1024 samples)" in caplog.text
+
+
+def test_a_window_model_runs_on_the_hop_asked_for(checkpoint):
+    assert load(checkpoint).grid(512) == FrameGrid(512)
+
+
+def copy_run(checkpoint: Path, folder: Path, config: str | None) -> Path:
+    """The checkpoint alone in a new run folder, with ``config`` as its .hydra/config.yaml."""
+    (folder / "checkpoints").mkdir(parents=True)
+    shutil.copy(checkpoint, folder / "checkpoints" / "last.ckpt")
+    if config is not None:
+        (folder / ".hydra").mkdir()
+        (folder / ".hydra" / "config.yaml").write_text(config)
+    return folder / "checkpoints" / "last.ckpt"
+
+
+def test_checkpoints_of_the_wrong_kind_are_one_clear_error(checkpoint, tmp_path):
+    (tmp_path / "random.ckpt").write_bytes(b"\x00\x01 not a checkpoint")
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "plain.ckpt")
+    torch.save({"state_dict": {"model.w": torch.zeros(3)}, "code": Path("any object")}, tmp_path / "pickled.ckpt")
+    cases = {
+        tmp_path / "nowhere.ckpt": "no such checkpoint",
+        tmp_path / "random.ckpt": "not a PyTorch checkpoint",
+        tmp_path / "plain.ckpt": "not a checkpoint of amt's TranscriptionModule",
+        tmp_path / "pickled.ckpt": "amt loads only plain data",
+        copy_run(checkpoint, tmp_path / "bare", None): "cannot tell which model",
+        copy_run(checkpoint, tmp_path / "wide", MODEL_CONFIG.replace(str(BINS), "512")): "do not fit the model",
+        copy_run(
+            checkpoint, tmp_path / "std", MODEL_CONFIG + "data:\n  datamodule:\n    standardise: true\n"
+        ): "standardised",
+        copy_run(checkpoint, tmp_path / "nomodel", "data:\n  bins: 3\n"): "no model section",
+    }
+    for path, message in cases.items():
+        with pytest.raises(AmtError, match=message) as error:
+            load(path)
+        assert "\n" not in str(error.value)
+
+
+def test_config_beside_the_checkpoint_and_log_compressed_models(checkpoint, tmp_path):
+    shutil.copy(checkpoint, tmp_path / "bundled.ckpt")
+    (tmp_path / "bundled.yaml").write_text(MODEL_CONFIG + "data:\n  datamodule:\n    log_compress: true\n")
+    model = load(tmp_path / "bundled.ckpt").model
+    assert isinstance(model, LogCompressed) and model.bins == BINS
+    spectrum = torch.rand(2, BINS) * 100
+    assert torch.allclose(model(spectrum), model.model(torch.log1p(spectrum)))
+
+
+def test_a_model_config_saved_in_the_checkpoint_needs_no_yaml(checkpoint, tmp_path):
+    saved = torch.load(checkpoint, weights_only=True)
+    saved["hyper_parameters"]["model_config"] = {"_target_": "amt.models.cnn.CNN1Layer", "bins": BINS}
+    torch.save(saved, tmp_path / "self-describing.ckpt")
+    model = load(tmp_path / "self-describing.ckpt").model
+    assert isinstance(model, CNN1Layer) and torch.equal(model.head.bias, saved["state_dict"]["model.head.bias"])
+
+
+def test_missing_default_checkpoint_says_to_pass_one(monkeypatch, tmp_path):
+    monkeypatch.setattr(checkpoints, "DEFAULT_CHECKPOINT", tmp_path / "weights" / "default.ckpt")
+    with pytest.raises(AmtError, match="no default model is installed .* pass --ckpt"):
+        load()
+
+
+def test_a_packed_checkpoint_keeps_the_model_and_its_decoder_settings(context_checkpoint, test_recording, tmp_path):
+    tuned = tmp_path / "tuned.ckpt"
+    shutil.copy(context_checkpoint, tuned)
+    load(tuned).save_decoder_config(DecoderConfig(onset_threshold=0.4, min_note_s=0.05))
+    packed = tmp_path / "packed.ckpt"
+    script = Path(__file__).resolve().parent.parent / "scripts" / "pack_checkpoint.py"
+    subprocess.run([sys.executable, str(script), str(tuned), str(packed)], check=True, capture_output=True)
+    assert packed.stat().st_size < tuned.stat().st_size / 2
+    assert load(packed).decoder_config == DecoderConfig(onset_threshold=0.4, min_note_s=0.05)
+    samples = load_audio(test_recording.wav)[: 4 * SAMPLE_RATE]
+    full, half = (frame_probabilities(samples, load(ckpt).model) for ckpt in (context_checkpoint, packed))
+    np.testing.assert_allclose(half.probabilities, full.probabilities, atol=0.01)
+    np.testing.assert_allclose(half.onsets, full.onsets, atol=0.01)
