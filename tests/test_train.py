@@ -64,15 +64,16 @@ def test_bad_config_fails_at_start_with_one_line(run_env, overrides, message):
 
 @pytest.mark.slow
 def test_a_context_model_trains_on_augmented_sequences_and_its_checkpoint_transcribes(run_env, tmp_path):
-    from amt.transcribe import load_model
+    from amt.checkpoint import load
+    from amt.grid import FrameGrid
 
     run = tmp_path / "run"
     overrides = ["model=context_tcn", "data=sequences_augmented", "data.preset=tiny", "trainer.max_epochs=2"]
     train(run_env, *overrides, "logger=csv", "data.datamodule.crop_frames=64", run=run)
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["config"] == "context_tcn" and metrics["epochs"] == 2 and 0 < metrics["test/ap"] <= 1
-    model = load_model(metrics["best_checkpoint"])
-    assert model.sequence and model.hop == 1024
+    model = load(metrics["best_checkpoint"]).model
+    assert model.context and model.grid == FrameGrid(hop=1024)
 
 
 @pytest.mark.slow

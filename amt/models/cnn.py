@@ -47,10 +47,8 @@ class SameConv1d(nn.Module):
     built from the kernel. The forward pass, the input gradient (a correlation with the reversed
     kernel, whose band matrix is ``T`` flipped both ways) and the kernel gradient (the diagonal sums
     of ``windowsᵀ · grad``) are one GEMM each, ``[batch·length/32, 96] × [96, 32]``, which MKL runs
-    near the core's peak. A training step of the 12-layer CNN (batch 32, forward, backward, Adam)
-    costs ≈ 4.9 ms on one core of the 2-core build machine against ≈ 33 ms with ``nn.Conv1d``
-    (≈ 17-22 ms on both cores); FFT convolution came to ≈ 5.0 ms, a dense 512 × 512 Toeplitz
-    matrix to ≈ 21 ms, and this same banding left to autograd to ≈ 5.2 ms.
+    near the core's peak (the README's "Measurements behind the defaults" compares it with
+    ``nn.Conv1d``, FFT convolution and a dense Toeplitz matrix).
     """
 
     def __init__(self, kernel_size: int = 65):
