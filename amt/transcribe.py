@@ -29,9 +29,9 @@ from amt.notes import NoteEvent, events_from_musicnet, write_midi, write_note_cs
 
 CHUNK_WINDOWS = 8_192
 """Windows cut, transformed and classified at a time (≈ 134 MB of float32 windows)."""
-SEQUENCE_CHUNK = 2_048
+CONTEXT_CHUNK = 2_048
 """Frames a context model transcribes at a time (47 s at a hop of 1,024)."""
-SEQUENCE_CONTEXT = 128
+CONTEXT_MARGIN = 128
 """Frames of context a chunk sees on either side (3 s at a hop of 1,024)."""
 
 
@@ -83,7 +83,7 @@ def frame_probabilities(
             raise AmtError(
                 f"a context model transcribes on its own frame grid (hop {model.grid.hop}), not hop {grid.hop}"
             )
-        return sequence_probabilities(samples, model, device, progress, description)
+        return context_probabilities(samples, model, device, progress, description)
     grid = grid or WINDOW_GRID
     centres = grid.recording_centres(len(samples))
     probabilities = np.empty((len(centres), NUM_NOTES), dtype=np.float32)
@@ -107,7 +107,7 @@ def _finite_probabilities(logits: torch.Tensor) -> np.ndarray:
     return torch.sigmoid(logits.float()).cpu().numpy()
 
 
-def sequence_probabilities(
+def context_probabilities(
     samples: np.ndarray,
     model: TranscriptionModel,
     device: str | torch.device = "cpu",
@@ -117,7 +117,7 @@ def sequence_probabilities(
     """Frame and onset probabilities of a context model over a whole recording, on the model's own grid.
 
     The spectrogram (:mod:`amt.features`, 0.7 KB a frame: 110 MB for an hour) is run through the
-    model :data:`SEQUENCE_CHUNK` frames at a time, each chunk seeing :data:`SEQUENCE_CONTEXT`
+    model :data:`CONTEXT_CHUNK` frames at a time, each chunk seeing :data:`CONTEXT_MARGIN`
     frames of context on either side, so memory stays bounded and chunk edges are not heard as edges.
     """
     from amt.features import log_frequency_spectrogram
@@ -127,9 +127,9 @@ def sequence_probabilities(
     task = progress.add_task(description, total=len(features)) if progress is not None else None
     model = model.to(device).eval()
     with torch.inference_mode():
-        for start in range(0, len(features), SEQUENCE_CHUNK):
-            stop = min(start + SEQUENCE_CHUNK, len(features))
-            first, last = max(0, start - SEQUENCE_CONTEXT), min(len(features), stop + SEQUENCE_CONTEXT)
+        for start in range(0, len(features), CONTEXT_CHUNK):
+            stop = min(start + CONTEXT_CHUNK, len(features))
+            first, last = max(0, start - CONTEXT_MARGIN), min(len(features), stop + CONTEXT_MARGIN)
             outputs = model(torch.from_numpy(features[first:last]).to(device).unsqueeze(0))
             keep = slice(start - first, stop - first)
             frames[start:stop] = _finite_probabilities(outputs["frame"][0, keep])

@@ -167,12 +167,12 @@ def test_a_checkpoint_from_train_py_transcribes_and_evaluates(run_env, data_dir,
 def test_a_context_model_transcribes_in_chunks_as_in_one_pass(context_checkpoint, test_recording, monkeypatch):
     model = load(context_checkpoint).model
     samples = load_audio(test_recording.wav)[: 8 * SAMPLE_RATE]
-    whole = transcribe.sequence_probabilities(samples, model)
+    whole = transcribe.context_probabilities(samples, model)
     assert whole.onsets.shape == whole.probabilities.shape == (len(whole.centres), 81)
     np.testing.assert_array_equal(whole.centres, CONTEXT_GRID.recording_centres(len(samples)))
     # receptive field ±6 frames (3 encoder convolutions, dilations 1 and 2): 16 frames of context suffice
-    monkeypatch.setattr(transcribe, "SEQUENCE_CHUNK", 50)
-    monkeypatch.setattr(transcribe, "SEQUENCE_CONTEXT", 16)
+    monkeypatch.setattr(transcribe, "CONTEXT_CHUNK", 50)
+    monkeypatch.setattr(transcribe, "CONTEXT_MARGIN", 16)
     chunked = frame_probabilities(samples, model)
     np.testing.assert_allclose(chunked.probabilities, whole.probabilities, atol=1e-5)
     np.testing.assert_allclose(chunked.onsets, whole.onsets, atol=1e-5)
