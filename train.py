@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
@@ -20,12 +21,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from amt.callbacks import TrainingCurves
-from amt.checkpoint import initialise_from
-from amt.config import check_group_choices
+from amt.checkpoint import check_resumable, initialise_from
+from amt.config import check_group_choices, check_run_config
 from amt.errors import AmtError
+from amt.files import write_json
 from amt.module import TranscriptionModule
 
 log = logging.getLogger("amt.train")
@@ -40,10 +43,12 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, TranscriptionModule, 
         initialise_from(model, cfg.init_from)
     if datamodule.bins != model.bins:
         raise AmtError(f"data.bins={datamodule.bins} does not match the model, which takes {model.bins} bins")
+    optimizer = instantiate(cfg.optimizer)
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    check_factories(model, optimizer, scheduler)
     module = TranscriptionModule(
         model=model,
-        optimizer=instantiate(cfg.optimizer),
+        optimizer=optimizer,
         scheduler=scheduler,
         model_config=OmegaConf.to_container(cfg.model, resolve=True),
     )
@@ -51,6 +56,17 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, TranscriptionModule, 
     callbacks = [instantiate(node) for node in (cfg.get("callbacks") or {}).values()]
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     return datamodule, module, trainer
+
+
+def check_factories(model: torch.nn.Module, optimizer, scheduler) -> None:
+    """Build the optimiser and schedule once now, so a bad setting (``optimizer.lr=-1``) fails before
+    training, in one line, instead of deep inside ``fit``."""
+    try:
+        trial = optimizer(model.parameters())
+        if scheduler is not None:
+            scheduler(trial)
+    except (ValueError, TypeError) as error:
+        raise AmtError(f"optimizer or scheduler settings: {error}") from None
 
 
 def config_name(cfg: DictConfig) -> str:
@@ -105,13 +121,25 @@ def finish_wandb_run(logger: WandbLogger, metrics: dict) -> None:
 
 def train(cfg: DictConfig) -> dict:
     """Fit and test one configuration; returns (and writes) its metrics. Shared with sweep.py."""
+    check_run_config(cfg)
+    if cfg.ckpt_path:
+        check_resumable(cfg.ckpt_path, OmegaConf.to_container(cfg.model, resolve=True), cfg.trainer.max_epochs)
     torch.set_float32_matmul_precision("high")
     L.seed_everything(cfg.seed, workers=True)
     datamodule, module, trainer = build(cfg)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    run_dir = Path(cfg.paths.run_dir)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    except SIGTERMException:
+        history = epoch_history(trainer)
+        if trainer.is_global_zero:
+            write_json(
+                {"config": config_name(cfg), "interrupted": "SIGTERM", "history": history}, run_dir / "metrics.json"
+            )
+        raise Interrupted(run_dir, len(history)) from None
     history = epoch_history(trainer)
     last = history[-1] if history else {}
     test_results = {}
@@ -124,9 +152,8 @@ def train(cfg: DictConfig) -> dict:
         **final_metrics(trainer, module, last, test_results, time.perf_counter() - start),
         "history": history,
     }
-    run_dir = Path(cfg.paths.run_dir)
     if trainer.is_global_zero:
-        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        write_json(metrics, run_dir / "metrics.json")
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 finish_wandb_run(logger, metrics)
@@ -134,16 +161,36 @@ def train(cfg: DictConfig) -> dict:
     return metrics
 
 
+class Interrupted(Exception):
+    """Training was stopped by SIGTERM (a scheduler's time limit, ``kill``)."""
+
+    def __init__(self, run_dir: Path, epochs: int):
+        super().__init__(
+            f"training stopped by SIGTERM after {epochs} epoch(s); resume with "
+            f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}"
+        )
+
+
+INTERRUPTED_STATUS = 128 + signal.SIGTERM
+"""A run stopped by SIGTERM exits as a process killed by it would, so a scheduler never reads success."""
+
+
 def run(cfg: DictConfig) -> dict:
-    """:func:`train`, with a user error reported as one line and exit status 2."""
+    """:func:`train`, with a user error reported as one line and exit status 2 (143 when stopped by SIGTERM)."""
     try:
         return train(cfg)
     except InstantiationException as error:
-        if not isinstance(error.__cause__, AmtError):
-            raise
-        fail(error.__cause__)
+        cause = error.__cause__
+        if isinstance(cause, AmtError):
+            fail(cause)
+        if isinstance(cause, (ValueError, TypeError)):
+            fail(AmtError(f"{str(error).splitlines()[0].rstrip(':')}: {cause}"))
+        raise
     except AmtError as error:
         fail(error)
+    except Interrupted as error:
+        print(f"amt: error: {error}", file=sys.stderr)
+        sys.exit(INTERRUPTED_STATUS)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

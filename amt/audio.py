@@ -7,7 +7,9 @@ recording is treated the same way in training and in transcription.
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,9 @@ SAMPLE_RATE = 44_100
 
 WINDOW_SIZE = 4_096
 """mini-MusicNet's window: 4,096 samples ≈ 93 ms."""
+
+MIN_RATE, MAX_RATE = 1_000, 768_000
+"""Sample rates a file may declare: resampling from a header's absurd rate would need unbounded memory."""
 
 SPECTRUM_CHUNK = 8_192
 """Windows per FFT call: bounds the complex intermediate to ≈ 70 MB."""
@@ -44,6 +49,8 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
         raise AmtError(f"{path}: not a readable audio file ({error})") from None
     if samples.shape[0] == 0:
         raise AmtError(f"{path}: audio file holds no samples")
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise AmtError(f"{path}: its header gives a sample rate of {rate:,} Hz, outside {MIN_RATE:,}..{MAX_RATE:,} Hz")
     mono = samples.mean(axis=1, dtype=np.float32)
     if not np.all(np.isfinite(mono)):
         raise AmtError(f"{path}: audio holds NaN or infinite samples")
@@ -54,9 +61,17 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
 
 def save_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
     """Write mono samples as 16-bit PCM, atomically (a half-written file never has the final name)."""
-    write_atomically(
-        path, ".wav", lambda tmp: soundfile.write(tmp, np.clip(samples, -1.0, 1.0), sample_rate, subtype="PCM_16")
-    )
+
+    def write(tmp: str) -> None:
+        try:
+            soundfile.write(tmp, np.clip(samples, -1.0, 1.0), sample_rate, subtype="PCM_16")
+        except (soundfile.LibsndfileError, RuntimeError) as error:  # libsndfile says only "System error."
+            full = shutil.disk_usage(Path(tmp).parent).free < samples.size * 2 + 1_000_000
+            raise OSError(
+                errno.ENOSPC if full else errno.EIO, "No space left on device" if full else str(error)
+            ) from None
+
+    write_atomically(path, ".wav", write)
 
 
 def cut_windows(samples: np.ndarray, centres: np.ndarray, size: int = WINDOW_SIZE) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Callbacks for cross-cutting training work: per-epoch history and the loss/AP curves figure."""
+"""Callbacks for cross-cutting training work: per-epoch history, the loss/AP curves figure, and the
+best-checkpoint tracking that survives a resume into a new run folder."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from typing import Any
 
 import lightning as L
 import matplotlib
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from amt.files import write_atomically
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -19,9 +23,10 @@ class TrainingCurves(L.Callback):
     """Records train/val loss and AP per epoch and draws them like the report's figures.
 
     Epoch-level metrics reach ``trainer.callback_metrics`` only after every non-monitoring
-    callback's ``on_train_epoch_end`` has run, so an epoch is read at the start of the next one
-    and the last epoch when fitting ends. The history is part of the checkpoint, so a resumed run
-    draws its whole curve.
+    callback's ``on_train_epoch_end`` has run, so an epoch is read when a checkpoint is saved (the
+    checkpoint callback saves at the end of the epoch, after the metrics are logged), at the start of
+    the next epoch, and when fitting ends. The history is part of the checkpoint, the epoch it was
+    saved at included, so a resumed run draws its whole curve.
     """
 
     def __init__(self, path: str | Path):
@@ -39,6 +44,12 @@ class TrainingCurves(L.Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._record(trainer, trainer.current_epoch - 1)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        # The checkpoint's callback states were taken just before this hook: record the epoch being
+        # saved and store the history again, so resuming from it keeps that epoch.
+        self._record(trainer, trainer.current_epoch)
+        checkpoint.setdefault("callbacks", {})[self.state_key] = self.state_dict()
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._record(trainer, trainer.current_epoch - 1)
@@ -65,6 +76,26 @@ def plot_curves(history: list[dict[str, float]], path: Path) -> None:
         axis.grid(alpha=0.3)
         axis.legend()
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
+    write_atomically(path, ".png", lambda tmp: figure.savefig(tmp, format="png", dpi=120))
     plt.close(figure)
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` whose best score and path survive a resume into a new run folder.
+
+    Lightning keeps them only when the folder is the same; a resumed train.py run writes a new run
+    folder, so it would forget the best score and call its first epoch the best. Here the earlier best
+    is carried over (and only this run's own checkpoints are ever deleted to keep the top k).
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if state_dict.get("dirpath", self.dirpath) == self.dirpath or state_dict.get("best_model_score") is None:
+            super().load_state_dict(state_dict)
+            return
+        self.best_model_path, self.best_model_score = state_dict["best_model_path"], state_dict["best_model_score"]
+        self.best_k_models = {self.best_model_path: self.best_model_score}
+        self.kth_best_model_path, self.kth_value = self.best_model_path, self.best_model_score
+
+    def _remove_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        if Path(filepath).parent == Path(self.dirpath):
+            super()._remove_checkpoint(trainer, filepath)

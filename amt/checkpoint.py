@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import zipfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -41,6 +42,10 @@ CNN_MULTI_CHECKPOINT = WEIGHTS / "cnn_multi.ckpt"
 DECODER_CONFIG_KEY = "decoder_config"
 """Where a checkpoint's hyperparameters keep its tuned decoder settings."""
 KEPT_WHEN_PACKED = ("model_config", DECODER_CONFIG_KEY)
+AMT_MODELS = "amt.models."
+"""The only ``_target_`` prefix a checkpoint's model config may name."""
+RESUME_KEYS = ("optimizer_states", "loops", "epoch")
+"""What a checkpoint needs to resume training (``ckpt_path=``); a packed model lacks them."""
 """The hyperparameters a packed checkpoint keeps: what :func:`load` reads."""
 
 
@@ -55,8 +60,26 @@ class LogCompressed(TranscriptionModel):
         return self.model(torch.log1p(spectra))
 
 
+def _check_integrity(ckpt: Path) -> None:
+    """Refuse a damaged file: every member of a checkpoint's zip archive must match its CRC-32."""
+    try:
+        if not zipfile.is_zipfile(ckpt):
+            return  # torch's legacy format has no checksums; torch.load judges it
+        with zipfile.ZipFile(ckpt) as archive:
+            damaged = archive.testzip()
+    except (OSError, zipfile.BadZipFile, EOFError) as error:
+        raise AmtError(f"{ckpt}: damaged or truncated checkpoint ({error})") from None
+    if damaged is not None:
+        raise AmtError(f"{ckpt}: damaged checkpoint ({damaged} does not match its checksum)")
+
+
 def read(ckpt: Path) -> dict:
-    """The checkpoint's contents (tensors and plain values), refusing what is not an amt checkpoint."""
+    """The checkpoint's contents (tensors and plain values), refusing what is not an amt checkpoint.
+
+    Loaded with ``weights_only=True``: a checkpoint is data, and one that holds Python objects (code)
+    is refused without running any of it.
+    """
+    _check_integrity(ckpt)
     try:
         checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
     except Exception as error:  # torch.load raises almost anything for a file that is not a checkpoint
@@ -110,12 +133,35 @@ def _log_compressed(config, source: Path) -> bool:
     return bool(options.get("log_compress", False))
 
 
+def _targets(node: object) -> list[object]:
+    """Every ``_target_`` in a plain config (dicts and lists), nested ones included."""
+    if isinstance(node, dict):
+        own = [node["_target_"]] if "_target_" in node else []
+        return own + [t for key, value in node.items() if key != "_target_" for t in _targets(value)]
+    if isinstance(node, list):
+        return [t for value in node for t in _targets(value)]
+    return []
+
+
 def _build_model(node, source: Path) -> TranscriptionModel:
+    """The model a config describes; only amt's own models are built (a checkpoint is data, never code)."""
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
+    from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
+    if isinstance(node, DictConfig):
+        try:
+            node = OmegaConf.to_container(node, resolve=True)
+        except OmegaConfBaseException as error:
+            raise AmtError(f"{source}: its model config does not resolve ({error})") from None
     if not node or "_target_" not in node:
         raise AmtError(f"{source}: has no model section with a _target_")
+    foreign = [t for t in _targets(node) if not (isinstance(t, str) and t.startswith(AMT_MODELS))]
+    if foreign:
+        raise AmtError(
+            f"{source}: its model config names {foreign[0]!r}; amt builds only its own models ({AMT_MODELS}*)"
+        )
     try:
         model = instantiate(node)
     except InstantiationException as error:
@@ -237,3 +283,32 @@ def pack(source: str | os.PathLike, target: str | os.PathLike, half: bool = True
         "epoch": checkpoint.contents.get("epoch"),
     }
     write_atomically(target, ".ckpt", lambda tmp: torch.save(packed, tmp))
+
+
+def check_resumable(ckpt: str | os.PathLike, model_config: dict, max_epochs: int) -> None:
+    """Refuse, with one line, a checkpoint that training could not resume from (``ckpt_path=``): not a
+    plain-data training checkpoint (missing, damaged, code inside, a packed model), a model other than
+    the run's, or no epochs left under ``max_epochs``."""
+    ckpt = Path(ckpt)
+    if not ckpt.is_file():
+        raise AmtError(f"{ckpt}: no such checkpoint to resume from")
+    contents = read(ckpt)
+    _weights(contents, ckpt)
+    missing = [key for key in RESUME_KEYS if key not in contents]
+    if missing:
+        raise AmtError(
+            f"{ckpt}: a model without its training state ({', '.join(missing)}), so training cannot resume from it; "
+            "fine-tune from it with init_from= instead"
+        )
+    saved = _hyperparameters(contents).get("model_config")
+    if saved is not None:
+        _build_model(saved, ckpt)  # refuses foreign targets before Lightning touches the file
+        if saved != model_config:
+            changed = sorted(k for k in {*saved, *model_config} if saved.get(k) != model_config.get(k))
+            raise AmtError(
+                f"{ckpt}: holds a different model ({', '.join(f'{k}={saved.get(k)!r}' for k in changed)}, "
+                f"this run: {', '.join(f'{k}={model_config.get(k)!r}' for k in changed)}); resume with the same model"
+            )
+    done = int(contents["epoch"]) + 1
+    if done >= max_epochs:
+        raise AmtError(f"{ckpt}: has trained {done} epochs already; set trainer.max_epochs above {done} to go on")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from amt.checkpoint import Checkpoint
     from amt.decode import DecoderConfig
     from amt.evaluate import ModelRun
+    from amt.transcribe import Outputs
 
 console = Console()
 Commands = argparse._SubParsersAction
@@ -209,6 +211,41 @@ def _print_wide(table: Table) -> None:
         Console(width=console.measure(table, options=console.options.update_width(10_000)).maximum).print(table)
 
 
+MAX_SECONDS = 60.0
+"""The longest gap or minimum note length a decoder option may ask for."""
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0.0 <= value <= MAX_SECONDS:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be seconds in [0, {MAX_SECONDS:g}], got {text}")
+    return value
+
+
+def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number in ``low..high``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be in {low}..{high if high is not None else ''}, got {text}")
+        return value
+
+    return parse
+
+
+def _hop(text: str) -> int:
+    from amt.audio import WINDOW_SIZE
+
+    return _whole(1, WINDOW_SIZE)(text)
+
+
 def _probability(text: str) -> float:
     value = float(text)
     if not 0.0 <= value < 1.0:
@@ -227,11 +264,12 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ckpt", type=Path, default=None, help="train.py checkpoint (default: the bundled model)")
     parser.add_argument(
         "--hop",
-        type=int,
+        type=_hop,
         default=None,
-        help="samples between window centres, for window models (default 4096); context models keep their own",
+        help="samples between window centres, from 1 to the window size (4096; a larger hop would skip audio), "
+        "for window models (default: the window size); context models keep their own",
     )
-    parser.add_argument("--batch-size", type=int, default=1024, help="windows per forward pass")
+    parser.add_argument("--batch-size", type=_whole(1, 1 << 20), default=1024, help="windows per forward pass")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
 
 
@@ -245,7 +283,7 @@ def _add_decoder_options(parser: argparse.ArgumentParser) -> None:
         if setting.type in (bool, "bool"):
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
-            kind = _probability if setting.metadata["probability"] else float
+            kind = _probability if setting.metadata["probability"] else _seconds
             group.add_argument(flag, type=kind, default=None, help=help_text)
 
 
@@ -281,6 +319,31 @@ def _model_run(args: argparse.Namespace, checkpoint: Checkpoint, decoders: Seque
     )
 
 
+def _split(args: argparse.Namespace, preferred: str) -> str | None:
+    """``--split``; without it, ``preferred`` when the folder holds several splits (a MusicNet-layout
+    root), so a train split is never pooled in by accident; ``all`` for every split."""
+    if args.split is not None:
+        return None if args.split == "all" else args.split
+    splits = sorted(d.name.removesuffix("_data") for d in Path(args.path).glob("*_data") if d.is_dir())
+    if len(splits) > 1 and preferred in splits:
+        logging.getLogger("amt").info(
+            "%s holds the splits %s: using %s (--split NAME for another, --split all for every one)",
+            args.path,
+            ", ".join(splits),
+            preferred,
+        )
+        return preferred
+    return None
+
+
+def _report_failures(failed: dict[str, str]) -> None:
+    """One line per recording left out, then a non-zero exit, as ``amt transcribe`` does for its inputs."""
+    for line in failed.values():
+        print(f"amt: error: {line}", file=sys.stderr)
+    if failed:
+        raise AmtError(f"{len(failed)} recording(s) could not be used; the others are in the results above")
+
+
 def _load(args: argparse.Namespace) -> Checkpoint:
     from amt.checkpoint import load
 
@@ -291,11 +354,20 @@ def _load(args: argparse.Namespace) -> Checkpoint:
 
 
 def _transcribe(args: argparse.Namespace) -> None:
-    from amt.transcribe import TranscribeSettings, output_paths, transcribe_file
+    from amt.transcribe import output_paths, remove_if_empty
 
     if args.labels is not None and len(args.inputs) != 1:
         raise AmtError("--labels goes with one input recording")
-    outputs = output_paths(args.inputs, args.out)
+    outputs, created = output_paths(args.inputs, args.out, [args.labels] if args.labels else [])
+    try:
+        _transcribe_all(args, outputs)
+    finally:
+        remove_if_empty(created)
+
+
+def _transcribe_all(args: argparse.Namespace, outputs: list[Outputs]) -> None:
+    from amt.transcribe import TranscribeSettings, transcribe_file
+
     run = _model_run(args, _load(args), [args.decoder] if args.decoder else None)
     settings = TranscribeSettings(
         grid=run.grid,
@@ -350,15 +422,17 @@ def _evaluate(args: argparse.Namespace) -> None:
     from amt.files import write_json
     from amt.grid import FrameGrid
 
+    split = _split(args, "test")
     run = _model_run(args, _load(args), args.decoder) if args.ckpt or not args.predictions else None
     grid = FrameGrid(args.hop) if run is None and args.hop is not None else None
     with _progress_bar() as progress:
-        results = evaluate(args.path, run, args.predictions or (), grid, progress, args.split)
+        results = evaluate(args.path, run, args.predictions or (), grid, progress, split)
     _print_wide(results_table(results, per_recording=args.per_recording))
     if args.json:
         write_json(results, args.json)
     if args.csv:
         write_csv(results, args.csv)
+    _report_failures(results["failed"])
 
 
 def _add_evaluate(commands: Commands) -> None:
@@ -368,7 +442,9 @@ def _add_evaluate(commands: Commands) -> None:
     evaluate.add_argument(
         "--predictions", action="append", type=Path, help="folder of note csvs ID.csv from any system (repeatable)"
     )
-    evaluate.add_argument("--split", help="only this split of a MusicNet-layout folder (e.g. test)")
+    evaluate.add_argument(
+        "--split", help="a split of a MusicNet-layout folder (default: test when it has several; all: every split)"
+    )
     evaluate.add_argument("--per-recording", action="store_true", help="print every recording, not only pooled")
     evaluate.add_argument("--json", type=Path, help="write all metrics as JSON")
     evaluate.add_argument("--csv", type=Path, help="write all metrics as CSV")
@@ -390,7 +466,7 @@ def _tune(args: argparse.Namespace) -> None:
     run = _model_run(args, checkpoint, [args.decoder] if args.decoder else None)
     decoder = run.decoders[0]
     with _progress_bar() as progress:
-        trials = tune(args.path, run, decoder, args.grid or THRESHOLD_GRID, progress, args.split)
+        trials, failed = tune(args.path, run, decoder, args.grid or THRESHOLD_GRID, progress, _split(args, "valid"))
     _print_wide(tuning_table(trials, decoder, f"{decoder} decoder thresholds on {args.path}", args.top))
     names = TUNED[decoder]
     console.print("best: " + " ".join(f"--{name.replace('_', '-')} {getattr(trials[0][0], name):g}" for name in names))
@@ -399,13 +475,16 @@ def _tune(args: argparse.Namespace) -> None:
     if args.save:
         checkpoint.save_decoder_config(trials[0][0])
         console.print(f"saved in {args.ckpt}: transcribe, evaluate and tune now start from these settings")
+    _report_failures(failed)
 
 
 def _add_tune(commands: Commands) -> None:
     tune = commands.add_parser("tune", help="grid-search decoder thresholds for the best note F1")
     tune.add_argument("path", type=Path, help="folder of labelled recordings (as for evaluate)")
     _decoder_choice(tune)
-    tune.add_argument("--split", help="only this split of a MusicNet-layout folder (e.g. valid)")
+    tune.add_argument(
+        "--split", help="a split of a MusicNet-layout folder (default: valid when it has several; all: every split)"
+    )
     tune.add_argument("--grid", type=_thresholds, help="comma-separated thresholds to try (default 0.1,0.2,...,0.9)")
     tune.add_argument("--top", type=int, default=10, help="rows to print")
     tune.add_argument("--json", type=Path, help="write every trial as JSON")
@@ -426,15 +505,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stop(signum: int, frame) -> None:
+    """SIGTERM ends amt as Ctrl-C does: through every ``finally``, so nothing half-built stays behind."""
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     run: Callable[[argparse.Namespace], None] = args.run
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
         run(args)
     except AmtError as error:
         print(f"amt: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("amt: interrupted; nothing half-written was left behind", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

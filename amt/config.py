@@ -42,6 +42,7 @@ def check_group_choices(overrides: Sequence[str], conf_dir: Path = CONF_DIR) -> 
     (:func:`check_moved_choices`), refused in any form.
     """
     check_moved_choices(overrides)
+    check_appended_keys(overrides, conf_dir)
     for override in overrides:
         key, sep, value = override.partition("=")
         if not sep or key.startswith(("+", "~", "hydra")) or any(c in value for c in ",()[]*"):
@@ -51,6 +52,51 @@ def check_group_choices(overrides: Sequence[str], conf_dir: Path = CONF_DIR) -> 
             continue
         options = sorted(str(p.relative_to(group).with_suffix("")) for p in group.rglob("*.yaml"))
         raise AmtError(f"unknown {key} '{value}' (choose from: {', '.join(options)})")
+
+
+def _top_level_keys(conf_dir: Path) -> set[str]:
+    """Settings and groups amt's configs define at the top level (train.yaml and sweep.yaml)."""
+    keys = {path.name for path in conf_dir.iterdir() if path.is_dir()}
+    for name in ("train.yaml", "sweep.yaml"):
+        if (conf_dir / name).is_file():
+            keys |= set(OmegaConf.load(conf_dir / name).keys())
+    return keys - {"defaults"}
+
+
+def check_appended_keys(overrides: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
+    """Refuse ``+key=value`` for a key no amt config has: Hydra would add it, and nothing would read it."""
+    known = None
+    for override in overrides:
+        key, sep, _ = override.partition("=")
+        if not sep or not key.startswith("+") or key.startswith("++"):
+            continue
+        top = key[1:].split(".")[0].split("@")[0].split("/")[0]
+        known = known if known is not None else _top_level_keys(conf_dir)
+        if top not in known:
+            raise AmtError(f"{override}: amt has no setting {top!r}, so it would be ignored (see conf/train.yaml)")
+
+
+def _positive_int(value: object, minimum: int = 1) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def check_run_config(cfg) -> None:
+    """Refuse settings Hydra accepts but a run cannot use, each with one line naming the setting."""
+    if not _positive_int(cfg.get("seed"), 0):
+        raise AmtError(f"seed={cfg.get('seed')!r}: must be a whole number from 0")
+    if not isinstance(cfg.get("test"), bool):
+        raise AmtError(f"test={cfg.get('test')!r}: must be true or false")
+    max_epochs = OmegaConf.select(cfg, "trainer.max_epochs")
+    if not _positive_int(max_epochs):
+        raise AmtError(f"trainer.max_epochs={max_epochs!r}: must be a whole number from 1")
+    for key, minimum in (("data.batch_size", 1), ("data.datamodule.batch_size", 1), ("data.datamodule.num_workers", 0)):
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None and not _positive_int(value, minimum):
+            raise AmtError(f"{key}={value!r}: must be a whole number from {minimum}")
+    for key in ("ckpt_path", "init_from"):
+        value = cfg.get(key)
+        if value is not None and not isinstance(value, str):
+            raise AmtError(f"{key}={value!r}: must be the path of a checkpoint")
 
 
 def stage_epochs(total: int, stages: int) -> list[int]:

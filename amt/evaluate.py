@@ -11,8 +11,9 @@ back-to-back windows unless a grid is given. The metrics are :mod:`amt.metrics`'
 from __future__ import annotations
 
 import csv
+import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import soundfile
 from rich.progress import Progress
 from rich.table import Table
 
-from amt.audio import SAMPLE_RATE, load_audio
+from amt.audio import load_audio
 from amt.data.recordings import Recording, find_labelled_recordings
 from amt.decode import DecoderConfig, Frames, check_decoders, decode
 from amt.errors import AmtError
@@ -30,20 +31,29 @@ from amt.grid import WINDOW_GRID, FrameGrid
 from amt.labels import read_musicnet_csv
 from amt.metrics import OFFSET_RATIO, ONSET_TOLERANCE_S, Counts, micro_average_precision, score
 from amt.models.base import TranscriptionModel
-from amt.notes import NoteEvent, events_from_musicnet, piano_roll, read_note_csv
+from amt.notes import NOTE_CSV_SUFFIX, NoteEvent, events_from_musicnet, piano_roll, read_note_csv
 from amt.transcribe import frame_probabilities
+
+log = logging.getLogger(__name__)
 
 POOLED = "pooled"
 
 
-def audio_frame_times(wav: Path, grid: FrameGrid) -> np.ndarray:
-    """Frame times (s) of ``grid`` over a recording, from its header (no decoding)."""
+LABEL_UNITS = "MusicNet label csvs give start_time/end_time as sample indices at 44.1 kHz"
+NOTE_UNITS = "note csvs give onset_s/offset_s in seconds"
+LATE_TOLERANCE_S = 1.0
+"""Notes may start this long after the audio ends (a last frame, rounding) before times look wrong."""
+SHORT_CHECK_S = 20.0
+"""Recordings from this long on are checked for notes that all end in their first twentieth."""
+
+
+def audio_duration_s(wav: Path) -> float:
+    """A recording's length in seconds, from its header (no decoding)."""
     try:
         info = soundfile.info(wav)
     except (soundfile.LibsndfileError, RuntimeError) as error:
         raise AmtError(f"{wav}: not a readable audio file ({error})") from None
-    n_samples = round(info.frames * SAMPLE_RATE / info.samplerate)
-    return grid.times(grid.count(n_samples))
+    return info.frames / info.samplerate
 
 
 # --- evaluation ----------------------------------------------------------------------------------
@@ -89,37 +99,67 @@ class ModelRun:
         return frame_probabilities(samples, self.model, self.grid, self.batch_size, self.device, progress, recording.id)
 
 
-def _model_systems(
-    recordings: Sequence[Recording], run: ModelRun, progress: Progress | None
-) -> Iterator[tuple[str, SystemResult]]:
-    counts = {name: {} for name in run.decoders}
-    ap: dict[str, float | None] = {}
-    all_probabilities, all_rolls = [], []
-    for recording in recordings:
-        reference = events_from_musicnet(read_musicnet_csv(recording.csv))
+def _prediction_file(folder: Path, recording_id: str) -> Path | None:
+    """A system's note csv for a recording: ``ID.notes.csv`` (amt's name), else ``ID.csv``."""
+    for name in (f"{recording_id}{NOTE_CSV_SUFFIX}", f"{recording_id}.csv"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def check_timing(events: Sequence[NoteEvent], duration_s: float, source: Path, units: str) -> None:
+    """Refuse notes that start after the recording ends, and warn about notes that all end within its
+    first twentieth: both are what times in the wrong unit look like (``units`` says the right one)."""
+    if not events:
+        return
+    last_onset, last_offset = max(e.onset_s for e in events), max(e.offset_s for e in events)
+    if last_onset > duration_s + LATE_TOLERANCE_S:
+        raise AmtError(
+            f"{source}: a note starts at {last_onset:,.1f} s, after the recording ends ({duration_s:.1f} s); {units}"
+        )
+    if duration_s > SHORT_CHECK_S and last_offset < duration_s / 20:
+        log.warning("%s: its notes all end by %.2f s of a %.0f s recording; %s", source, last_offset, duration_s, units)
+
+
+@dataclass
+class _Scored:
+    """One recording's counts per system and, for a model, its probabilities and reference roll."""
+
+    counts: dict[str, Counts]
+    probabilities: np.ndarray | None = None
+    roll: np.ndarray | None = None
+
+
+def _reference(recording: Recording, duration_s: float) -> list[NoteEvent]:
+    reference = events_from_musicnet(read_musicnet_csv(recording.csv))
+    check_timing(reference, duration_s, recording.csv, LABEL_UNITS)
+    return reference
+
+
+def _score_recording(
+    recording: Recording, run: ModelRun | None, folders: Sequence[Path], grid: FrameGrid, progress: Progress | None
+) -> _Scored:
+    duration_s = audio_duration_s(recording.wav)
+    reference = _reference(recording, duration_s)
+    scored = _Scored({})
+    if run is not None:
         frames = run.frames(recording, progress)
-        roll = piano_roll(reference, frames.times)
-        ap[recording.id] = micro_average_precision(frames.probabilities, roll)
-        all_probabilities.append(frames.probabilities)
-        all_rolls.append(roll)
+        scored.probabilities, scored.roll = frames.probabilities, piano_roll(reference, frames.times)
         for name in run.decoders:
-            estimate = decode(name, frames, run.config)
-            counts[name][recording.id] = score(reference, estimate, frames.times)
-    ap[POOLED] = micro_average_precision(np.concatenate(all_probabilities), np.concatenate(all_rolls))
-    for name in run.decoders:
-        yield name, SystemResult(counts[name], ap)
+            scored.counts[name] = score(reference, decode(name, frames, run.config), frames.times)
+    times = grid.times(grid.count(round(duration_s * grid.sample_rate)))
+    for folder in folders:
+        path = _prediction_file(folder, recording.id)
+        estimate = read_note_csv(path)
+        check_timing(estimate, duration_s, path, NOTE_UNITS)
+        scored.counts[folder.name] = score(reference, estimate, times)
+    return scored
 
 
-def _prediction_system(recordings: Sequence[Recording], folder: Path, grid: FrameGrid) -> SystemResult:
-    missing = [r.id for r in recordings if not (folder / f"{r.id}.csv").is_file()]
-    if missing:
-        raise AmtError(f"{folder}: no note csv for recording(s) {', '.join(missing)} (expected ID.csv)")
-    counts = {}
-    for recording in recordings:
-        reference = events_from_musicnet(read_musicnet_csv(recording.csv))
-        estimate = read_note_csv(folder / f"{recording.id}.csv")
-        counts[recording.id] = score(reference, estimate, audio_frame_times(recording.wav, grid))
-    return SystemResult(counts)
+def _named(error: AmtError, recording: Recording) -> str:
+    """The error's line, naming the recording when it does not name one of its files already."""
+    message = str(error)
+    return message if str(recording.wav) in message or str(recording.csv) in message else f"{recording.wav}: {message}"
 
 
 def evaluate(
@@ -134,8 +174,10 @@ def evaluate(
     (only its ``split``, when given), all on one frame grid: the model's, else ``grid`` (default:
     the report's back-to-back windows).
 
-    Returns ``{"settings": {...}, "systems": {name: {recording id or "pooled": metrics}}}``, the
-    form written as JSON; a prediction folder's system is named after the folder.
+    A recording that cannot be scored (unreadable audio or labels, implausible times) is left out of
+    every system and named under ``"failed"``; the others are still scored. Returns
+    ``{"settings": {...}, "systems": {name: {recording id or "pooled": metrics}}, "failed": {id: line}}``,
+    the form written as JSON; a prediction folder's system is named after the folder.
     """
     if run is None and not predictions:
         raise AmtError("nothing to evaluate: give a checkpoint or a folder of predictions")
@@ -143,23 +185,51 @@ def evaluate(
         raise AmtError(f"the model runs on hop {run.grid.hop}, and systems are scored on one grid, not hop {grid.hop}")
     grid = run.grid if run is not None else grid or WINDOW_GRID
     recordings = find_labelled_recordings(root, split)
-    systems: dict[str, SystemResult] = {}
-    if run is not None:
-        systems.update(_model_systems(recordings, run, progress))
-    for folder in map(Path, predictions):
+    folders = [Path(folder) for folder in predictions]
+    for folder in folders:
         if not folder.is_dir():
             raise AmtError(f"{folder}: no such folder of predictions")
-        systems[folder.name] = _prediction_system(recordings, folder, grid)
+        missing = [r.id for r in recordings if _prediction_file(folder, r.id) is None]
+        if missing:
+            raise AmtError(
+                f"{folder}: no note csv for recording(s) {', '.join(missing)} (expected ID{NOTE_CSV_SUFFIX} or ID.csv)"
+            )
+    decoders = run.decoders if run is not None else ()
+    names = [*decoders, *(folder.name for folder in folders)]
+    counts: dict[str, dict[str, Counts]] = {name: {} for name in names}
+    ap: dict[str, float | None] = {}
+    probabilities, rolls, failed = [], [], {}
+    for recording in recordings:
+        try:
+            scored = _score_recording(recording, run, folders, grid, progress)
+        except AmtError as error:
+            failed[recording.id] = _named(error, recording)
+            continue
+        for name in names:
+            counts[name][recording.id] = scored.counts[name]
+        if run is not None:
+            ap[recording.id] = micro_average_precision(scored.probabilities, scored.roll)
+            probabilities.append(scored.probabilities)
+            rolls.append(scored.roll)
+    if len(failed) == len(recordings):
+        raise AmtError(f"no recording could be scored; the first: {next(iter(failed.values()))}")
+    if run is not None:
+        ap[POOLED] = micro_average_precision(np.concatenate(probabilities), np.concatenate(rolls))
+    systems = {name: SystemResult(counts[name], ap if name in decoders else None) for name in names}
     settings = {
         "root": str(root),
         "split": split,
-        "recordings": len(recordings),
+        "recordings": len(recordings) - len(failed),
         "hop": grid.hop,
         "onset_tolerance_s": ONSET_TOLERANCE_S,
         "offset_ratio": OFFSET_RATIO,
         "decoder_config": asdict(run.config) if run is not None else None,
     }
-    return {"settings": settings, "systems": {name: system.table() for name, system in systems.items()}}
+    return {
+        "settings": settings,
+        "systems": {name: system.table() for name, system in systems.items()},
+        "failed": failed,
+    }
 
 
 # --- threshold tuning ----------------------------------------------------------------------------
@@ -220,13 +290,23 @@ def tune(
     thresholds: Sequence[float] = THRESHOLD_GRID,
     progress: Progress | None = None,
     split: str | None = None,
-) -> list[tuple[DecoderConfig, dict[str, float]]]:
-    """Run the model over every recording of ``root`` (or of its ``split``) once, then :func:`tune_thresholds`."""
-    frames, references = [], []
-    for recording in find_labelled_recordings(root, split):
-        frames.append(run.frames(recording, progress))
-        references.append(events_from_musicnet(read_musicnet_csv(recording.csv)))
-    return tune_thresholds(frames, references, decoder, run.config, thresholds)
+) -> tuple[list[tuple[DecoderConfig, dict[str, float]]], dict[str, str]]:
+    """Run the model over every recording of ``root`` (or of its ``split``) once, then :func:`tune_thresholds`.
+
+    Returns the trials and the recordings that could not be used (id → error line), as :func:`evaluate`.
+    """
+    frames, references, failed = [], [], {}
+    recordings = find_labelled_recordings(root, split)
+    for recording in recordings:
+        try:
+            references.append(_reference(recording, audio_duration_s(recording.wav)))
+            frames.append(run.frames(recording, progress))
+        except AmtError as error:
+            references = references[: len(frames)]
+            failed[recording.id] = _named(error, recording)
+    if not frames:
+        raise AmtError(f"no recording could be used; the first: {next(iter(failed.values()))}")
+    return tune_thresholds(frames, references, decoder, run.config, thresholds), failed
 
 
 # --- reports -------------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ REFERENCE_VELOCITY = 100
 """Velocity given to reference notes, which MusicNet labels do not carry."""
 
 NOTE_CSV_COLUMNS = ("onset_s", "offset_s", "pitch", "velocity")
+NOTE_CSV_SUFFIX = ".notes.csv"
+"""A transcription's note csv is ``NAME.notes.csv``: never ``NAME.csv``, the name of a MusicNet label csv."""
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from hydra.experimental.callback import Callback  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
+from amt.files import write_atomically  # noqa: E402
 from amt.sweeps import FAILURE_FILE, METRICS_FILE, seed_of, setting_of  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -131,12 +132,15 @@ def summary_markdown(jobs: Sequence[JobResult], title: str) -> str:
 
 
 def write_csv(jobs: Sequence[JobResult], path: Path) -> None:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["job", "status", "setting", "seed", *COLUMNS, "test/loss", "error"])
-        for job in jobs:
-            values = [job.metrics.get(c, "") for c in (*COLUMNS, "test/loss")]
-            writer.writerow([job.job, job.status, job.setting, job.seed, *values, job.error])
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["job", "status", "setting", "seed", *COLUMNS, "test/loss", "error"])
+            for job in jobs:
+                values = [job.metrics.get(c, "") for c in (*COLUMNS, "test/loss")]
+                writer.writerow([job.job, job.status, job.setting, job.seed, *values, job.error])
+
+    write_atomically(path, ".csv", write)
 
 
 def _numeric_axis(settings: Sequence[str]) -> tuple[str, list[float]] | None:
@@ -184,14 +188,15 @@ def plot_results(jobs: Sequence[JobResult], path: Path, title: str) -> None:
         right.legend(fontsize=7)
     figure.suptitle(title)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    write_atomically(path, ".png", lambda tmp: figure.savefig(tmp, format="png", dpi=120))
     plt.close(figure)
 
 
 def write_results(jobs: Sequence[JobResult], sweep_dir: Path, title: str) -> dict[str, Path]:
     paths = {"csv": sweep_dir / "results.csv", "md": sweep_dir / "results.md", "png": sweep_dir / "results.png"}
     write_csv(jobs, paths["csv"])
-    paths["md"].write_text(summary_markdown(jobs, title))
+    markdown = summary_markdown(jobs, title)
+    write_atomically(paths["md"], ".md", lambda tmp: Path(tmp).write_text(markdown))
     plot_results(jobs, paths["png"], title)
     return paths
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from hydra.errors import InstantiationException
 
+from amt.files import write_atomically
+
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
@@ -104,8 +106,9 @@ def record_failure(run_dir: Path, error: BaseException) -> None:
     """
     cause = error.__cause__ if isinstance(error, InstantiationException) and error.__cause__ else error
     message = " ".join(str(cause).split())
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / FAILURE_FILE).write_text(f"{type(cause).__name__}: {message}\n")
+    write_atomically(
+        run_dir / FAILURE_FILE, ".txt", lambda tmp: Path(tmp).write_text(f"{type(cause).__name__}: {message}\n")
+    )
 
 
 def clear_previous_outcome(run_dir: Path) -> None:

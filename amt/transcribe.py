@@ -25,7 +25,7 @@ from amt.errors import AmtError
 from amt.grid import WINDOW_GRID, FrameGrid
 from amt.labels import NUM_NOTES, read_musicnet_csv
 from amt.models.base import TranscriptionModel
-from amt.notes import NoteEvent, events_from_musicnet, write_midi, write_note_csv
+from amt.notes import NOTE_CSV_SUFFIX, NoteEvent, events_from_musicnet, write_midi, write_note_csv
 
 CHUNK_WINDOWS = 8_192
 """Windows cut, transformed and classified at a time (≈ 134 MB of float32 windows)."""
@@ -146,44 +146,73 @@ def context_probabilities(
 
 @dataclass(frozen=True)
 class Outputs:
-    """Where one input's results go: ``NAME.mid``, ``NAME.csv`` and (with ``--plot``) ``NAME.png``."""
+    """Where one input's results go: ``NAME.mid``, ``NAME.notes.csv`` and (with ``--plot``) ``NAME.png``."""
 
     midi: Path
 
     @property
     def csv(self) -> Path:
-        return self.midi.with_suffix(".csv")
+        return self.midi.with_suffix("").with_name(self.midi.stem + NOTE_CSV_SUFFIX)
 
     @property
     def png(self) -> Path:
         return self.midi.with_suffix(".png")
 
+    def files(self) -> tuple[Path, Path, Path]:
+        return self.midi, self.csv, self.png
 
-def _make_folder(folder: Path) -> None:
+
+def _make_folder(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; returns the folders created, outermost first."""
+    missing = [folder, *folder.parents]
+    missing = [f for f in reversed(missing) if not f.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise AmtError(f"{folder}: cannot create the output folder ({error.strerror or error})") from None
+    return missing
 
 
-def output_paths(inputs: Sequence[Path], out: Path) -> list[Outputs]:
-    """``OUT/NAME.mid`` for each input, or ``out`` itself when it names one ``.mid`` file for one input.
+def remove_if_empty(folders: Sequence[Path]) -> None:
+    """Remove the folders amt created for outputs that never came, innermost first, if still empty."""
+    for folder in reversed(folders):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
-    The output folder is created here, so an unusable one fails once, before any work.
+
+def _refuse_overwriting_inputs(outputs: Sequence[Outputs], inputs: Sequence[Path]) -> None:
+    """Outputs never replace an input (a recording, a labels csv): refuse before any work."""
+    protected = {Path(path).resolve() for path in inputs}
+    for out in outputs:
+        for path in out.files():
+            if path.resolve() in protected:
+                raise AmtError(f"{path}: is an input; amt never writes over its inputs (choose another -o)")
+
+
+def output_paths(inputs: Sequence[Path], out: Path, protected: Sequence[Path] = ()) -> tuple[list[Outputs], list[Path]]:
+    """``OUT/NAME.mid`` for each input, or ``out`` itself when it names one ``.mid`` file for one input,
+    and the folders created for them.
+
+    Refuses outputs that would replace an input or a ``protected`` file (labels). The output folder
+    is created here, so an unusable one fails once, before any work; :func:`remove_if_empty` takes
+    it away again when nothing was written into it.
     """
     if out.suffix.lower() in (".mid", ".midi"):
         if len(inputs) != 1:
             raise AmtError(f"-o {out} names one MIDI file, but {len(inputs)} inputs were given; pass a folder")
-        _make_folder(out.parent)
-        return [Outputs(out)]
-    if out.exists() and not out.is_dir():
-        raise AmtError(f"{out}: exists and is not a folder")
-    names = [Path(path).stem for path in inputs]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise AmtError(f"several inputs are named {', '.join(repeated)}; their outputs in {out} would overwrite")
-    _make_folder(out)
-    return [Outputs(out / f"{name}.mid") for name in names]
+        outputs, folder = [Outputs(out)], out.parent
+    else:
+        if out.exists() and not out.is_dir():
+            raise AmtError(f"{out}: exists and is not a folder")
+        names = [Path(path).stem for path in inputs]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise AmtError(f"several inputs are named {', '.join(repeated)}; their outputs in {out} would overwrite")
+        outputs, folder = [Outputs(out / f"{name}.mid") for name in names], out
+    _refuse_overwriting_inputs(outputs, [*inputs, *protected])
+    return outputs, _make_folder(folder)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Transcribe wavs with basic-pitch (Spotify, ICASSP 2022) into amt note csvs, timing each file.
+"""Transcribe wavs with basic-pitch (Spotify, ICASSP 2022) into amt note csvs (ID.notes.csv), timing each file.
 
 Runs under basic-pitch's own virtual environment (see scripts/compare.py), never the project's:
 ``.venv-basic-pitch/bin/python scripts/basic_pitch_runner.py OUT_DIR A.wav B.wav ...``. The model
@@ -25,7 +25,7 @@ def main() -> None:
     for wav in wavs:
         start = time.perf_counter()
         _, _, notes = predict(str(wav), model)
-        with (out / f"{wav.stem}.csv").open("w", newline="") as handle:
+        with (out / f"{wav.stem}.notes.csv").open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["onset_s", "offset_s", "pitch", "velocity"])
             for onset, offset, pitch, velocity, _ in sorted(notes):

@@ -67,7 +67,7 @@ def flat_view(recordings: list, folder: Path) -> Path:
 
 
 def run_amt(name: str, ckpt: Path, decoder: str, recordings: list, out: Path) -> float:
-    """Transcribe every recording to OUT/ID.csv (and .mid); returns the seconds spent."""
+    """Transcribe every recording to OUT/ID.notes.csv (and .mid); returns the seconds spent."""
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = load(ckpt)
     # every model with its tuned decoder settings (amt tune --save)

@@ -1,6 +1,7 @@
 """amt/config.py: config-group choices checked before Hydra composes (unknown names, moved folders)."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ def test_known_choices_sweeps_appends_and_plain_values_pass():
             "experiment=report/cnn_multi",
             "experiment=null",
             "model=cnn_multi,lstm",
-            "+extra=1",
+            "+trainer.limit_train_batches=2",
             "trainer.max_epochs=3",
             "hydra/launcher=slurm",
         ]
@@ -90,3 +91,9 @@ def test_the_scripts_refuse_a_moved_choice_in_one_line_before_composing(command,
     assert result.returncode == 2, result.stderr[-2000:]
     assert result.stderr.strip().splitlines() == [line]
     assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize("override", ["+foo=1", "+seeds=3", "+dat.batch_size=3"])
+def test_an_appended_setting_amt_does_not_have_is_refused(override):
+    with pytest.raises(AmtError, match=rf"{re.escape(override)}: amt has no setting"):
+        check_group_choices([override])

@@ -135,7 +135,7 @@ def write_predictions(corpus: Path, folder: Path, transform=lambda events: event
 def test_evaluate_predictions_from_any_system(corpus, tmp_path, capsys):
     perfect = write_predictions(corpus, tmp_path / "perfect")
     late = write_predictions(corpus, tmp_path / "late", lambda events: shifted(events, 0.07))
-    args = ["evaluate", str(corpus), "--predictions", str(perfect), "--predictions", str(late)]
+    args = ["evaluate", str(corpus), "--predictions", str(perfect), "--predictions", str(late), "--split", "all"]
     assert main([*args, "--json", str(tmp_path / "m.json"), "--csv", str(tmp_path / "m.csv")]) == 0
     printed = capsys.readouterr().out
     assert "perfect" in printed and "late" in printed and "pooled" in printed
@@ -148,8 +148,17 @@ def test_evaluate_predictions_from_any_system(corpus, tmp_path, capsys):
         rows = list(csv.DictReader(handle))
     assert len(rows) == 2 * (8 + 1) and {row["system"] for row in rows} == {"perfect", "late"}
     next(perfect.glob("*.csv")).unlink()
-    assert main(["evaluate", str(corpus), "--predictions", str(perfect)]) == 2
+    assert main(["evaluate", str(corpus), "--predictions", str(perfect), "--split", "all"]) == 2
     assert "no note csv for recording(s)" in capsys.readouterr().err
+
+
+def test_evaluate_scores_the_test_split_of_a_corpus_unless_told_otherwise(corpus, tmp_path, capsys, caplog):
+    caplog.set_level("INFO")
+    perfect = write_predictions(corpus, tmp_path / "perfect")
+    assert main(["evaluate", str(corpus), "--predictions", str(perfect), "--json", str(tmp_path / "m.json")]) == 0
+    results = json.loads((tmp_path / "m.json").read_text())
+    assert results["settings"]["split"] == "test" and results["settings"]["recordings"] == 2
+    assert "using test (--split NAME for another, --split all for every one)" in caplog.text
 
 
 def test_evaluate_and_tune_from_the_command_line(checkpoint, flat_folder, tmp_path, capsys):

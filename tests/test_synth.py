@@ -12,7 +12,7 @@ import soundfile
 from music21 import duration
 
 from amt.audio import SAMPLE_RATE, load_audio
-from amt.data import perform, synth
+from amt.data import perform, render, synth
 from amt.data.perform import INSTRUMENTS
 from amt.data.recordings import SPLITS
 from amt.data.render import Renderer, find_soundfont, fluidsynth_problem
@@ -113,12 +113,24 @@ def test_same_seed_gives_identical_files_and_a_changed_seed_rebuilds(tiny, tmp_p
     assert json.loads((other.windows_dir / "windows.json").read_text())["params"]["corpus"]["seed"] == 1
 
 
-def test_missing_soundfont_falls_back_to_the_harmonic_synthesiser_with_one_warning(tmp_path):
+def test_a_soundfont_the_user_named_is_never_replaced(tmp_path, monkeypatch):
+    monkeypatch.delenv("AMT_SOUNDFONT", raising=False)
+    with pytest.raises(AmtError, match=r"missing.sf2: cannot render with this soundfont \(no such file\)"):
+        build(tmp_path / "named", soundfont=tmp_path / "missing.sf2")
+    assert not (tmp_path / "named").exists()
+    monkeypatch.setenv("AMT_SOUNDFONT", str(tmp_path / "also-missing.sf2"))
+    with pytest.raises(AmtError, match="also-missing.sf2: cannot render"):
+        build(tmp_path / "named")
+
+
+def test_no_system_soundfont_falls_back_to_the_harmonic_synthesiser_with_one_warning(tmp_path, monkeypatch):
+    monkeypatch.delenv("AMT_SOUNDFONT", raising=False)
+    monkeypatch.setattr(render, "SYSTEM_SOUNDFONTS", (str(tmp_path / "none.sf2"),))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        corpus = build(tmp_path / "harmonic", soundfont=tmp_path / "missing.sf2")
+        corpus = build(tmp_path / "harmonic")
     assert len(caught) == 1, [str(w.message) for w in caught]
-    assert "harmonic" in str(caught[0].message) and "missing.sf2" in str(caught[0].message)
+    assert "harmonic" in str(caught[0].message) and "none.sf2" in str(caught[0].message)
     assert corpus_record(corpus)["params"]["renderer"] == "harmonic"
     csv = next(corpus.recordings_dir.glob("train_labels/*.csv"))
     assert np.all(rms_at_note_centres(corpus.recordings_dir / "train_data" / f"{csv.stem}.wav", csv) > 1e-3)

@@ -83,7 +83,7 @@ def test_transcribe_writes_midi_csv_and_piano_roll(checkpoint, test_recording, t
     assert main(["transcribe", str(test_recording.wav), "-o", str(out), "--ckpt", str(checkpoint), "--plot"]) == 0
     name = test_recording.id
     midi = pretty_midi.PrettyMIDI(str(out / f"{name}.mid"))
-    notes = read_note_csv(out / f"{name}.csv")
+    notes = read_note_csv(out / f"{name}.notes.csv")
     assert len(notes) > 10, "the trained model hears notes in a recording of the corpus"
     assert sorted((n.pitch, round(n.start, 2)) for n in midi.instruments[0].notes) == sorted(
         (e.pitch, round(e.onset_s, 2)) for e in notes
@@ -96,7 +96,7 @@ def test_transcribe_with_labels_plots_against_the_truth_and_scores(checkpoint, t
     target = tmp_path / "piece.mid"
     args = ["transcribe", str(test_recording.wav), "-o", str(target), "--ckpt", str(checkpoint)]
     assert main([*args, "--labels", str(test_recording.csv), "--hop", "2048", "--decoder", "naive"]) == 0
-    assert target.is_file() and (tmp_path / "piece.csv").is_file() and (tmp_path / "piece.png").is_file()
+    assert target.is_file() and (tmp_path / "piece.notes.csv").is_file() and (tmp_path / "piece.png").is_file()
     assert "note F1" in capsys.readouterr().out
 
 
@@ -122,7 +122,7 @@ def test_bad_inputs_are_reported_one_line_each_and_the_good_ones_still_transcrib
                                    "no such audio file"], strict=True):  # fmt: skip
         assert any(str(path) in line and message in line for line in errors), (path, message, errors)
     assert errors[-1] == "amt: error: 4 of 5 inputs failed"
-    assert sorted(p.name for p in out.iterdir()) == [f"{test_recording.id}.csv", f"{test_recording.id}.mid"]
+    assert sorted(p.name for p in out.iterdir()) == [f"{test_recording.id}.mid", f"{test_recording.id}.notes.csv"]
 
 
 def run_failing(args: list[str], capsys) -> str:

@@ -20,8 +20,6 @@ import http.client
 import logging
 import os
 import re
-import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -32,6 +30,7 @@ from rich.progress import Progress
 from amt.audio import WINDOW_SIZE
 from amt.data.recordings import SPLITS
 from amt.errors import AmtError
+from amt.files import staging_folder
 from amt.labels import MIDI_WIDTH
 
 log = logging.getLogger(__name__)
@@ -228,9 +227,7 @@ def download(path: Path, url: str | None = None) -> Path:
     """
     url = url or MINIMUSICNET_URL
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=path, prefix=".download-"))
-    try:
+    with staging_folder(path, ".download-") as staging:
         try:
             with Progress(transient=True) as progress:
                 for name, file_url in _file_urls(url).items():
@@ -240,8 +237,6 @@ def download(path: Path, url: str | None = None) -> Path:
         _verify(staging, url)
         for name in ALL_FILES:
             os.replace(staging / name, path / name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return path
 
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -31,7 +29,7 @@ from amt.audio import SAMPLE_RATE, WINDOW_SIZE, cut_windows, load_audio, peak_no
 from amt.data.minimusicnet import split_files
 from amt.data.recordings import Recording, find_recordings, id_order
 from amt.errors import AmtError
-from amt.files import as_json
+from amt.files import as_json, staging_folder
 from amt.grid import WINDOW_GRID, FrameGrid
 from amt.labels import HIGHEST_MIDI, LOWEST_MIDI, MIDI_WIDTH, read_musicnet_csv, sounding_at
 
@@ -182,9 +180,7 @@ def write_windows(
     recording ids of every split and their :func:`window_statistics`.
     """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.building-"))
-    try:
+    with staging_folder(out.parent, f".{out.name}.building-") as staging:
         statistics = {}
         with Progress(disable=not progress) as bar:
             for split, recordings in splits.items():
@@ -198,8 +194,6 @@ def write_windows(
         }
         (staging / WINDOWS_JSON).write_text(json.dumps(record, indent=1))
         _publish(staging, out, [name for split in splits for name in split_files(split)])
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out
 
 

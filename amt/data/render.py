@@ -121,15 +121,20 @@ def fluidsynth_problem() -> str | None:
 def choose_renderer(soundfont: str | os.PathLike | None = None) -> Renderer:
     """FluidSynth with the soundfont found by :func:`find_soundfont`, else the harmonic synthesiser.
 
-    Falling back warns exactly once, naming what is missing: the corpus is then built, but sounds
-    less like real instruments.
+    Falling back from the system's default soundfont warns exactly once, naming what is missing: the
+    corpus is then built, but sounds less like real instruments. A soundfont the user named (argument
+    or ``$AMT_SOUNDFONT``) is never silently replaced: without it, or without FluidSynth, it is an error.
     """
+    named = soundfont or os.environ.get(SOUNDFONT_ENV)
     problem = fluidsynth_problem()
     found = find_soundfont(soundfont) if problem is None else None
+    if named and found is None:
+        reason = problem or "no such file"
+        raise AmtError(f"{named}: cannot render with this soundfont ({reason})")
     if problem is None and found is None:
-        named = soundfont or os.environ.get(SOUNDFONT_ENV)
-        looked = str(named) if named else ", ".join(SYSTEM_SOUNDFONTS)
-        problem = f"no General MIDI soundfont at {looked} (set ${SOUNDFONT_ENV} or pass soundfont=)"
+        problem = (
+            f"no General MIDI soundfont at {', '.join(SYSTEM_SOUNDFONTS)} (set ${SOUNDFONT_ENV} or pass soundfont=)"
+        )
     if problem is not None:
         warnings.warn(f"amt: {problem}; rendering with the built-in harmonic synthesiser instead", stacklevel=2)
         return Renderer(None)

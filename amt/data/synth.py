@@ -23,7 +23,6 @@ import json
 import math
 import multiprocessing
 import os
-import shutil
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
@@ -52,13 +51,15 @@ from amt.data.perform import (
 from amt.data.recordings import SPLITS, find_recordings
 from amt.data.render import Renderer, Room, choose_renderer
 from amt.errors import AmtError
-from amt.files import as_json, write_json
+from amt.files import as_json, take_folder, write_json
 from amt.labels import write_musicnet_csv
 
 CORPUS_VERSION = 1
 """Bump when a change to this module changes the recordings it builds (invalidates every cache)."""
 
 CORPUS_JSON = "corpus.json"
+FEATURE_CACHES = ("features-h*",)
+"""amt's spectrogram caches inside a recordings folder (:mod:`amt.data.sequences`), kept on a rebuild."""
 FIRST_ID = 1000
 """Recording ids are numbers from here, MusicNet-style."""
 
@@ -266,6 +267,11 @@ def plan_performance(
     return performance, entry
 
 
+def recording_files(split: str, recording_id: str) -> tuple[str, str]:
+    """A recording's wav and label csv, relative to the recordings folder (MusicNet layout)."""
+    return f"{split}_data/{recording_id}.wav", f"{split}_labels/{recording_id}.csv"
+
+
 def make_recording(plan: RecordingPlan, score: Score, job: PieceJob) -> dict:
     """Perform, render and write one recording (wav, then csv); returns its corpus.json entry."""
     performance, entry = plan_performance(plan, score, job.seed, job.duration_s)
@@ -273,8 +279,9 @@ def make_recording(plan: RecordingPlan, score: Score, job: PieceJob) -> dict:
     peak = float(np.abs(audio).max())
     if not np.isfinite(peak) or peak == 0:
         raise AmtError(f"{plan.piece}: {job.renderer.name} rendered recording {plan.id} silent or non-finite")
-    save_wav(job.folder / f"{plan.split}_data" / f"{plan.id}.wav", audio * (performance.peak / peak))
-    write_musicnet_csv(job.folder / f"{plan.split}_labels" / f"{plan.id}.csv", performance.labels)
+    wav, csv = recording_files(plan.split, plan.id)
+    save_wav(job.folder / wav, audio * (performance.peak / peak))
+    write_musicnet_csv(job.folder / csv, performance.labels)
     return entry
 
 
@@ -419,11 +426,24 @@ class SynthCorpus:
             for e in record.get("recordings", [])
         )
 
+    def _built_files(self) -> list[str]:
+        """The recordings an earlier build's corpus.json lists (amt's own manifest)."""
+        try:
+            record = json.loads((self.root / CORPUS_JSON).read_text())
+            return [name for entry in record["recordings"] for name in recording_files(entry["split"], entry["id"])]
+        except (OSError, ValueError, TypeError, KeyError):
+            return []
+
     def build_recordings(self, renderer: Renderer, params: dict) -> None:
-        """Render every recording afresh, then write corpus.json (so an interrupted build has none)."""
-        (self.root / CORPUS_JSON).unlink(missing_ok=True)
-        shutil.rmtree(self.recordings_dir, ignore_errors=True)
+        """Render every recording afresh, then write corpus.json (so an interrupted build has none).
+
+        Only files an earlier build wrote are replaced; a recordings folder holding anything else is
+        refused before anything is written (:func:`amt.files.take_folder`).
+        """
         plans = plan_recordings(self.preset, self.seed)
+        planned = [name for plan in plans for name in recording_files(plan.split, plan.id)]
+        take_folder(self.recordings_dir, planned, "a synth corpus", known=self._built_files(), keep=FEATURE_CACHES)
+        (self.root / CORPUS_JSON).unlink(missing_ok=True)
         jobs = piece_jobs(
             plans, renderer=renderer, seed=self.seed, duration_s=self.preset.duration_s, folder=self.recordings_dir
         )
@@ -465,6 +485,8 @@ def rerender_split(
         raise AmtError(f"cannot render with {soundfont}: FluidSynth or the soundfont is missing")
     out = Path(out)
     plans = [plan for plan in plan_recordings(PRESETS[preset], seed) if plan.split == split]
+    files = [name for plan in plans for name in recording_files(plan.split, plan.id)]
+    take_folder(out, files, f"a re-rendered {split} split", keep=FEATURE_CACHES)
     jobs = piece_jobs(plans, renderer=renderer, seed=seed, duration_s=PRESETS[preset].duration_s, folder=out, room=room)
     with Progress() as bar:
         task = bar.add_task(f"{split} split with {Path(soundfont).name}", total=len(plans))
