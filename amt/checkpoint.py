@@ -285,6 +285,14 @@ def pack(source: str | os.PathLike, target: str | os.PathLike, half: bool = True
     write_atomically(target, ".ckpt", lambda tmp: torch.save(packed, tmp))
 
 
+def _epochs_done(contents: dict) -> int:
+    """Epochs a training checkpoint has finished (its fit loop's count; saved at or after an epoch's end)."""
+    try:
+        return int(contents["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
+    except (KeyError, TypeError, ValueError):
+        return int(contents["epoch"]) + 1
+
+
 def check_resumable(ckpt: str | os.PathLike, model_config: dict, max_epochs: int) -> None:
     """Refuse, with one line, a checkpoint that training could not resume from (``ckpt_path=``): not a
     plain-data training checkpoint (missing, damaged, code inside, a packed model), a model other than
@@ -309,6 +317,6 @@ def check_resumable(ckpt: str | os.PathLike, model_config: dict, max_epochs: int
                 f"{ckpt}: holds a different model ({', '.join(f'{k}={saved.get(k)!r}' for k in changed)}, "
                 f"this run: {', '.join(f'{k}={model_config.get(k)!r}' for k in changed)}); resume with the same model"
             )
-    done = int(contents["epoch"]) + 1
+    done = _epochs_done(contents)
     if done >= max_epochs:
         raise AmtError(f"{ckpt}: has trained {done} epochs already; set trainer.max_epochs above {done} to go on")

@@ -119,21 +119,18 @@ def take_folder(folder: Path, files: Sequence[str], what: str, known: Sequence[s
     if folder.exists() and not folder.is_dir():
         raise AmtError(f"{folder}: exists and is not a folder")
     if folder.exists():
-        for name in {*_listed(marker), *known}:
-            path = folder / name
-            if path.is_file() and path.resolve().is_relative_to(folder.resolve()):
-                path.unlink()
+        ours = {(folder / name).resolve() for name in {*_listed(marker), *known}}
         kept = [p for pattern in keep for p in folder.glob(pattern)]
-        foreign = [
-            p
-            for p in sorted(folder.rglob("*"))
-            if p.is_file() and p != marker and not any(k in p.parents for k in kept)
-        ]
+        present = [p for p in sorted(folder.rglob("*")) if p.is_file() and p != marker]
+        foreign = [p for p in present if p.resolve() not in ours and not any(k in p.parents for k in kept)]
         if foreign:
             raise AmtError(
                 f"{folder}: holds {foreign[0].relative_to(folder)}, which amt did not write; amt builds {what} only "
                 "in an empty folder or one it built before (choose another folder)"
             )
+        for path in present:
+            if path.resolve() in ours:
+                path.unlink()
         _remove_empty_folders(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
