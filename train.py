@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import signal
 import sys
 import time
@@ -175,19 +176,30 @@ INTERRUPTED_STATUS = 128 + signal.SIGTERM
 """A run stopped by SIGTERM exits as a process killed by it would, so a scheduler never reads success."""
 
 
+STARTED_RUN = {".hydra", "train.log"}
+"""What a run folder holds before training begins: Hydra's record of the run and the log."""
+
+
+def discard_unstarted_run(run_dir: Path) -> None:
+    """Remove a run folder that holds only what Hydra wrote at start (a run refused before training)."""
+    if run_dir.is_dir() and all(path.name in STARTED_RUN for path in run_dir.iterdir()):
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
 def run(cfg: DictConfig) -> dict:
-    """:func:`train`, with a user error reported as one line and exit status 2 (143 when stopped by SIGTERM)."""
+    """:func:`train`, with a user error reported as one line and exit status 2 (143 when stopped by SIGTERM);
+    a run refused before it trained leaves no run folder behind."""
     try:
         return train(cfg)
     except InstantiationException as error:
         cause = error.__cause__
         if isinstance(cause, AmtError):
-            fail(cause)
+            refuse(cfg, cause)
         if isinstance(cause, (ValueError, TypeError)):
-            fail(AmtError(f"{str(error).splitlines()[0].rstrip(':')}: {cause}"))
+            refuse(cfg, AmtError(f"{str(error).splitlines()[0].rstrip(':')}: {cause}"))
         raise
     except AmtError as error:
-        fail(error)
+        refuse(cfg, error)
     except Interrupted as error:
         print(f"amt: error: {error}", file=sys.stderr)
         sys.exit(INTERRUPTED_STATUS)
@@ -196,6 +208,11 @@ def run(cfg: DictConfig) -> dict:
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> dict:
     return run(cfg)
+
+
+def refuse(cfg: DictConfig, error: AmtError) -> None:
+    discard_unstarted_run(Path(cfg.paths.run_dir))
+    fail(error)
 
 
 def fail(error: AmtError) -> None:

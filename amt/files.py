@@ -10,6 +10,7 @@ folders marked with their builder's process (:func:`staging_folder`).
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import shutil
@@ -26,6 +27,21 @@ def _new_file_mode() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+FULL_DISK_BYTES = 1 << 20
+"""A write that fails with less free space than this left is reported as a full disk."""
+
+
+def cannot_write(path: Path, error: Exception) -> AmtError:
+    """One line for a failed write, saying so when the disk is full (numpy and libsndfile do not)."""
+    try:
+        full = shutil.disk_usage(path.parent).free < FULL_DISK_BYTES
+    except OSError:
+        full = False
+    if full or getattr(error, "errno", None) == errno.ENOSPC:
+        return AmtError(f"{path}: cannot write here (No space left on device)")
+    return AmtError(f"{path}: cannot write here ({getattr(error, 'strerror', None) or error})")
 
 
 def write_atomically(path: str | os.PathLike, suffix: str, write: Callable[[str], object]) -> None:
@@ -46,7 +62,7 @@ def write_atomically(path: str | os.PathLike, suffix: str, write: Callable[[str]
         os.chmod(tmp, _new_file_mode())
         os.replace(tmp, path)
     except OSError as error:
-        raise AmtError(f"{path}: cannot write here ({error.strerror or error})") from None
+        raise cannot_write(path, error) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

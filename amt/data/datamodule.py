@@ -16,6 +16,7 @@ corpus (no FluidSynth, no internet): ``data=spectra data.path=DIR``.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Protocol
 
@@ -29,7 +30,7 @@ from amt.cache import cached_array
 from amt.data.minimusicnet import load_labels, load_split, split_files
 from amt.data.recordings import SPLITS
 from amt.errors import AmtError
-from amt.files import write_atomically
+from amt.files import staging_folder, write_atomically
 from amt.labels import cut_to_label_space
 
 log = logging.getLogger(__name__)
@@ -89,17 +90,28 @@ def _exported_spectra(path: Path) -> np.ndarray:
 def export_spectra(windows_dir: Path, out: Path, bins: int) -> Path:
     """Write a spectra folder: each split's ``bins``-bin spectra and its labels (as uint8), no audio.
 
-    For the LSTMs' 128 bins the mini corpus shrinks from 1.4 GB of windows to 53 MB.
+    For the LSTMs' 128 bins the mini corpus shrinks from 1.4 GB of windows to 53 MB. The files are
+    built in a staging folder beside ``out`` and moved in together, so a failed export (a full disk)
+    leaves ``out`` as it was.
     """
     check_bins(bins)
-    out.mkdir(parents=True, exist_ok=True)
     if out.resolve() == windows_dir.resolve():
         raise AmtError(f"{out}: the spectra folder must not be the windows folder")
-    for split in SPLITS:
-        values = cached_spectra(windows_dir, split, bins)
-        labels = np.asarray(load_labels(windows_dir, split), dtype=np.uint8)
-        write_atomically(out / split_files(split)[1], ".npy", lambda tmp, labels=labels: np.save(tmp, labels))
-        write_atomically(spectra_path(out, split, bins), ".npy", lambda tmp, values=values: np.save(tmp, values))
+    with staging_folder(out.parent, f".{out.name}.building-") as staging:
+        names = []
+        for split in SPLITS:
+            values = cached_spectra(windows_dir, split, bins)
+            labels = np.asarray(load_labels(windows_dir, split), dtype=np.uint8)
+            files = {split_files(split)[1]: labels, spectra_path(out, split, bins).name: values}
+            for name, array in files.items():
+                write_atomically(staging / name, ".npy", lambda tmp, array=array: np.save(tmp, array))
+            names += files
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            for name in names:
+                os.replace(staging / name, out / name)
+        except OSError as error:
+            raise AmtError(f"{out}: cannot write here ({error.strerror or error})") from None
     return out
 
 
