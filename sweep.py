@@ -3,16 +3,21 @@
 Every job is one :func:`train.train` run (same function, same configs). Studies (``conf/study/``)
 choose what is swept, scales (``conf/scale/``) the epochs, corpus and seeds; any other override
 applies to every job. Jobs run in parallel through a Hydra launcher (joblib on one machine by
-default, ``hydra/launcher=slurm`` on a cluster); a failed job is recorded and the others go on; a
+default, ``hydra/launcher=slurm`` on a cluster); a failed job is recorded and the others go on, a
+job killed from outside (the OOM killer) included, since each job trains in a process of its own; a
 job that already finished in this sweep's folder is skipped. When the multirun ends,
 :class:`amt.results.AggregateResults` writes results.csv, results.md and results.png.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import multiprocessing
 import os
+import signal
+import sys
 from pathlib import Path
 
 import hydra
@@ -20,6 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from amt.sweeps import (
+    METRICS_FILE,
     apply_pinning,
     clear_previous_outcome,
     finished_metrics,
@@ -57,6 +63,35 @@ def tag_wandb_run(cfg: DictConfig, overrides: list[str], swept_keys: list[str]) 
         ]
 
 
+class JobKilled(Exception):
+    """A job's training process was killed from outside (the OOM killer, ``kill -9``)."""
+
+
+def _train_and_record(cfg: DictConfig, run_dir: Path, description: str) -> None:
+    """The job's own process: train, or record why not and exit 1."""
+    try:
+        train(cfg)
+    except Exception as error:
+        log.exception("job %s failed", description)
+        record_failure(run_dir, error)
+        sys.exit(1)
+
+
+def run_job(cfg: DictConfig, run_dir: Path, description: str) -> dict | None:
+    """:func:`train.train` in a forked process of its own, so that a job killed from outside is recorded
+    as failed like a job that raised, and the study goes on; the job's metrics, or None when it failed."""
+    job = multiprocessing.get_context("fork").Process(target=_train_and_record, args=(cfg, run_dir, description))
+    job.start()
+    job.join()
+    if job.exitcode == 0:
+        return json.loads((run_dir / METRICS_FILE).read_text())
+    if job.exitcode is not None and job.exitcode < 0:
+        killer = signal.Signals(-job.exitcode).name
+        log.error("job %s was killed by %s", description, killer)
+        record_failure(run_dir, JobKilled(f"the job's process was killed by {killer} (out of memory?)"))
+    return None
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="sweep")
 def main(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
@@ -72,13 +107,8 @@ def main(cfg: DictConfig) -> float:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     apply_pinning(pin_job(hydra_cfg.job.num, parallel_jobs(hydra_cfg.launcher), visible_gpus(), cpus))
     tag_wandb_run(cfg, overrides, list(hydra_cfg.sweeper.get("params") or {}))
-    try:
-        metrics = train(cfg)
-    except Exception as error:  # one failed job must not stop the study: recorded, shown as failed in results
-        log.exception("job %s (%s) failed", hydra_cfg.job.num, " ".join(overrides))
-        record_failure(run_dir, error)
-        return math.nan
-    return float(metrics.get(OBJECTIVE, math.nan))
+    metrics = run_job(cfg, run_dir, f"{hydra_cfg.job.num} ({' '.join(overrides)})")
+    return math.nan if metrics is None else float(metrics.get(OBJECTIVE, math.nan))
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ LABEL_UNITS = "MusicNet label csvs give start_time/end_time as sample indices at
 NOTE_UNITS = "note csvs give onset_s/offset_s in seconds"
 LATE_TOLERANCE_S = 1.0
 """Notes may start this long after the audio ends (a last frame, rounding) before times look wrong."""
-SHORT_CHECK_S = 20.0
+SHORT_CHECK_S = 5.0
 """Recordings from this long on are checked for notes that all end in their first twentieth."""
 
 
