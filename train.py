@@ -26,7 +26,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from amt.callbacks import TrainingCurves
-from amt.checkpoint import check_resumable, initialise_from
+from amt.checkpoint import check_resumable, initialise_from, remove_damaged_checkpoints
 from amt.config import check_group_choices, check_run_config
 from amt.errors import AmtError
 from amt.files import write_json
@@ -200,6 +200,12 @@ def run(cfg: DictConfig) -> dict:
         raise
     except AmtError as error:
         refuse(cfg, error)
+    except OSError as error:  # a full disk or a folder that went away while the run was writing
+        run_dir = Path(cfg.paths.run_dir)
+        removed = remove_damaged_checkpoints(run_dir / "checkpoints")
+        where = error.filename2 or error.filename or run_dir
+        cleaned = f"; {len(removed)} incomplete checkpoint(s) removed" if removed else ""
+        refuse(cfg, AmtError(f"{where}: cannot write here ({error.strerror or error}){cleaned}"))
     except Interrupted as error:
         print(f"amt: error: {error}", file=sys.stderr)
         sys.exit(INTERRUPTED_STATUS)

@@ -42,6 +42,9 @@ CNN_MULTI_CHECKPOINT = WEIGHTS / "cnn_multi.ckpt"
 DECODER_CONFIG_KEY = "decoder_config"
 """Where a checkpoint's hyperparameters keep its tuned decoder settings."""
 KEPT_WHEN_PACKED = ("model_config", DECODER_CONFIG_KEY)
+SPECTRA_STATE_KEY = "SpectraDataModule"
+"""Where Lightning saves :meth:`amt.data.datamodule.SpectraDataModule.state_dict` (under the class's name):
+whether the spectra were log-compressed and standardised, and the training split's statistics."""
 AMT_MODELS = "amt.models."
 """The only ``_target_`` prefix a checkpoint's model config may name."""
 RESUME_KEYS = ("optimizer_states", "loops", "epoch")
@@ -49,15 +52,26 @@ RESUME_KEYS = ("optimizer_states", "loops", "epoch")
 """The hyperparameters a packed checkpoint keeps: what :func:`load` reads."""
 
 
-class LogCompressed(TranscriptionModel):
-    """A model trained on ``log1p`` spectra (``data.datamodule.log_compress=true``), fed raw magnitudes."""
+class Preprocessed(TranscriptionModel):
+    """A window model trained on transformed spectra, fed raw magnitudes: ``log1p`` first
+    (``data.datamodule.log_compress=true``), then standardised with the training split's per-bin
+    ``mean`` and ``std`` (``data.datamodule.standardise=true``, ``statistics`` = ``(mean, std)``), as the
+    data module did."""
 
-    def __init__(self, model: TranscriptionModel):
+    def __init__(self, model: TranscriptionModel, log_compress: bool, statistics: tuple | None = None):
         super().__init__(model.bins)
-        self.model = model
+        self.model, self.log_compress = model, log_compress
+        self.standardise = statistics is not None
+        if statistics is not None:
+            self.register_buffer("mean", torch.as_tensor(statistics[0], dtype=torch.float32))
+            self.register_buffer("std", torch.as_tensor(statistics[1], dtype=torch.float32))
 
     def forward(self, spectra: torch.Tensor) -> torch.Tensor:
-        return self.model(torch.log1p(spectra))
+        if self.log_compress:
+            spectra = torch.log1p(spectra)
+        if self.standardise:
+            spectra = (spectra - self.mean) / self.std
+        return self.model(spectra)
 
 
 def _check_integrity(ckpt: Path) -> None:
@@ -71,6 +85,21 @@ def _check_integrity(ckpt: Path) -> None:
         raise AmtError(f"{ckpt}: damaged or truncated checkpoint ({error})") from None
     if damaged is not None:
         raise AmtError(f"{ckpt}: damaged checkpoint ({damaged} does not match its checksum)")
+
+
+def remove_damaged_checkpoints(folder: Path) -> list[Path]:
+    """Delete the checkpoints in a run's folder that a failed write left incomplete (they fail their
+    checksums), so no half-written file passes for a checkpoint; returns the ones deleted."""
+    removed = []
+    for ckpt in folder.glob("*.ckpt"):
+        try:
+            _check_integrity(ckpt)
+            if not zipfile.is_zipfile(ckpt):
+                raise AmtError(f"{ckpt}: truncated")
+        except AmtError:
+            ckpt.unlink(missing_ok=True)
+            removed.append(ckpt)
+    return removed
 
 
 def read(ckpt: Path) -> dict:
@@ -120,17 +149,22 @@ def _train_config(ckpt: Path):
     return None, None
 
 
-def _log_compressed(config, source: Path) -> bool:
-    """Whether the model read log1p spectra; refuses standardised ones (their statistics are not saved)."""
+def _preprocessing(contents: dict, config, source: Path | None) -> tuple[bool, tuple | None]:
+    """How the model's spectra were transformed: the data module's state in the checkpoint, else the
+    train config's options (a standardised model without saved statistics is refused)."""
     from omegaconf import OmegaConf
 
-    options = OmegaConf.select(config, "data.datamodule") or {}
+    state = contents.get(SPECTRA_STATE_KEY)
+    if state:
+        statistics = (state["mean"], state["std"]) if state.get("standardise") else None
+        return bool(state.get("log_compress")), statistics
+    options = (OmegaConf.select(config, "data.datamodule") if config is not None else None) or {}
     if options.get("standardise", False):
         raise AmtError(
             f"{source}: the model was trained on standardised spectra (data.datamodule.standardise=true), "
-            "and the training split's statistics are not saved with it"
+            "and this checkpoint does not carry the training split's statistics (train it again with amt)"
         )
-    return bool(options.get("log_compress", False))
+    return bool(options.get("log_compress", False)), None
 
 
 def _targets(node: object) -> list[object]:
@@ -230,10 +264,9 @@ def _decoder_config(checkpoint: dict) -> DecoderConfig:
 def load(ckpt: str | os.PathLike | None = None) -> Checkpoint:
     """The checkpoint ``ckpt`` (default: :data:`DEFAULT_CHECKPOINT`), read once.
 
-    The model takes raw ``abs(rfft)`` spectra: one trained with ``data.datamodule.log_compress=true``
-    (as its train config says) comes wrapped in :class:`LogCompressed`; one trained with
-    ``data.datamodule.standardise=true`` is refused, since its checkpoint lacks the training split's
-    statistics.
+    The model takes raw ``abs(rfft)`` spectra: one trained on log-compressed or standardised spectra
+    (as the data module's state in the checkpoint, or the train config, says) comes wrapped in
+    :class:`Preprocessed`.
     """
     ckpt = _existing(ckpt)
     contents = read(ckpt)
@@ -245,11 +278,13 @@ def load(ckpt: str | os.PathLike | None = None) -> Checkpoint:
             f"{ckpt}: cannot tell which model this checkpoint holds: it saves no model_config, and neither "
             f"{ckpt.with_suffix('.yaml').name} beside it nor its run's .hydra/config.yaml exists"
         )
-    log_compress = _log_compressed(config, config_file) if config is not None else False
+    log_compress, statistics = _preprocessing(contents, config, config_file)
     source = ckpt if saved_model_config is not None else config_file
     model = _build_model(saved_model_config if saved_model_config is not None else config.get("model"), source)
     _fit_weights(model, weights, ckpt, f"the model in {source}")
-    model = (LogCompressed(model) if log_compress else model).eval()
+    if log_compress or statistics is not None:
+        model = Preprocessed(model, log_compress, statistics)
+    model = model.eval()
     return Checkpoint(ckpt, model, _decoder_config(contents), contents)
 
 
@@ -268,8 +303,8 @@ def initialise_from(model: nn.Module, ckpt: str | os.PathLike) -> None:
 
 def pack(source: str | os.PathLike, target: str | os.PathLike, half: bool = True) -> None:
     """A checkpoint → a model to bundle or share: its weights (float16 unless ``half=False``), the
-    hyperparameters :func:`load` reads (:data:`KEPT_WHEN_PACKED`) and the epoch; the optimiser and
-    scheduler states, callbacks and loops are dropped."""
+    hyperparameters :func:`load` reads (:data:`KEPT_WHEN_PACKED`), the spectra's preprocessing and the
+    epoch; the optimiser and scheduler states, callbacks and loops are dropped."""
     checkpoint = load(source)  # refuses what amt could not load, with its own error
     weights = {k: v for k, v in checkpoint.contents["state_dict"].items() if k.startswith("model.")}
     if half:
@@ -282,6 +317,8 @@ def pack(source: str | os.PathLike, target: str | os.PathLike, half: bool = True
         "hyper_parameters": {k: hyperparameters[k] for k in KEPT_WHEN_PACKED if k in hyperparameters},
         "epoch": checkpoint.contents.get("epoch"),
     }
+    if SPECTRA_STATE_KEY in checkpoint.contents:
+        packed[SPECTRA_STATE_KEY] = checkpoint.contents[SPECTRA_STATE_KEY]
     write_atomically(target, ".ckpt", lambda tmp: torch.save(packed, tmp))
 
 

@@ -157,9 +157,11 @@ def _score_recording(
 
 
 def _named(error: AmtError, recording: Recording) -> str:
-    """The error's line, naming the recording when it does not name one of its files already."""
+    """The error's line, naming the recording unless it begins with the file it is about already."""
     message = str(error)
-    return message if str(recording.wav) in message or str(recording.csv) in message else f"{recording.wav}: {message}"
+    if Path(message.split(": ", 1)[0]).exists():
+        return message
+    return f"{recording.wav}: {message}"
 
 
 def evaluate(

@@ -11,13 +11,17 @@ import torch
 
 from amt import checkpoint as checkpoints
 from amt.audio import SAMPLE_RATE, load_audio
-from amt.checkpoint import LogCompressed, load
+from amt.checkpoint import Preprocessed, load
+from amt.cli import main
+from amt.data.datamodule import SpectraDataModule
+from amt.data.synth import SynthCorpus
 from amt.decode import DecoderConfig
 from amt.errors import AmtError
 from amt.grid import CONTEXT_GRID, WINDOW_GRID, FrameGrid
 from amt.models.cnn import CNN1Layer
 from amt.transcribe import frame_probabilities
 
+REPO = Path(__file__).resolve().parent.parent
 BINS = 256
 """The ``checkpoint`` fixture's model's bins."""
 MODEL_CONFIG = f"model:\n  _target_: amt.models.cnn.CNN1Layer\n  bins: {BINS}\n"
@@ -80,7 +84,7 @@ def test_config_beside_the_checkpoint_and_log_compressed_models(checkpoint, tmp_
     shutil.copy(checkpoint, tmp_path / "bundled.ckpt")
     (tmp_path / "bundled.yaml").write_text(MODEL_CONFIG + "data:\n  datamodule:\n    log_compress: true\n")
     model = load(tmp_path / "bundled.ckpt").model
-    assert isinstance(model, LogCompressed) and model.bins == BINS
+    assert isinstance(model, Preprocessed) and model.bins == BINS
     spectrum = torch.rand(2, BINS) * 100
     assert torch.allclose(model(spectrum), model.model(torch.log1p(spectrum)))
 
@@ -112,3 +116,31 @@ def test_a_packed_checkpoint_keeps_the_model_and_its_decoder_settings(context_ch
     full, half = (frame_probabilities(samples, load(ckpt).model) for ckpt in (context_checkpoint, packed))
     np.testing.assert_allclose(half.probabilities, full.probabilities, atol=0.01)
     np.testing.assert_allclose(half.onsets, full.onsets, atol=0.01)
+
+
+@pytest.mark.slow
+def test_a_model_trained_on_standardised_spectra_carries_its_statistics(run_env, data_dir, tmp_path):
+    run = tmp_path / "run"
+    overrides = ["model=cnn_1layer", "data.preset=tiny", "trainer.max_epochs=1", "logger=csv", "test=false"]
+    overrides += ["data.datamodule.standardise=true", "data.datamodule.log_compress=true", f"hydra.run.dir={run}"]
+    result = subprocess.run(
+        [sys.executable, "train.py", *overrides], cwd=REPO, env=run_env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = load(run / "checkpoints" / "last.ckpt")
+    model = loaded.model
+    assert isinstance(model, Preprocessed) and model.log_compress and model.standardise
+    data = SpectraDataModule(SynthCorpus(data_dir / "synth-tiny", preset="tiny", progress=False), bins=model.bins,
+                             log_compress=True, standardise=True)  # fmt: skip
+    data.setup()
+    raw = torch.from_numpy(
+        np.load(next((data_dir / "synth-tiny" / "windows").glob(f"spectra-valid-{model.bins}*.npy")))
+    )
+    standardised, _ = data.datasets["valid"][torch.arange(len(raw))]
+    with torch.inference_mode():
+        torch.testing.assert_close(model(raw), model.model(standardised), atol=1e-4, rtol=1e-4)
+    wav = next((data_dir / "synth-tiny" / "recordings" / "test_data").glob("*.wav"))
+    assert (
+        main(["transcribe", str(wav), "-o", str(tmp_path / "out"), "--ckpt", str(run / "checkpoints" / "last.ckpt")])
+        == 0
+    )

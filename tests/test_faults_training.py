@@ -75,3 +75,21 @@ def test_sigterm_during_training_exits_143_with_the_epochs_so_far(run_env, tmp_p
     assert len(errors) == 1 and "stopped by SIGTERM" in errors[0] and "ckpt_path=" in errors[0]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["interrupted"] == "SIGTERM" and len(metrics["history"]) >= 1
+
+
+@pytest.mark.slow
+def test_a_disk_that_fills_up_during_training_is_one_line_and_leaves_no_half_checkpoint(run_env, tmp_path):
+    run_root = tmp_path / "small"
+    run_root.mkdir()
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=150k", "tmpfs", str(run_root)], capture_output=True
+    ).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        result = train(run_env, *TINY, "trainer.max_epochs=2", run=run_root / "run")
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("amt: error:")]
+        assert len(errors) == 1 and "No space left on device" in errors[0]
+        assert [p for p in (run_root / "run").rglob("*.ckpt")] == []
+    finally:
+        subprocess.run(["umount", str(run_root)], check=False)

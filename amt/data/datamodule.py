@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -144,11 +145,20 @@ class SpectraDataset(Dataset):
         return self.features[index], self.labels[index]
 
 
+@dataclass(frozen=True)
+class SpectrumStatistics:
+    """Per-bin mean and standard deviation of the training split's spectra (``standardise=true``)."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+
 class SpectraDataModule(L.LightningDataModule):
     """FFT-magnitude spectra ``[batch, bins]`` with multi-hot labels ``[batch, 81]``.
 
     ``log_compress`` (``log1p``) and ``standardise`` (per-bin mean/std of the training split)
-    are off by default, as in the report, which trained on raw magnitudes.
+    are off by default, as in the report, which trained on raw magnitudes. Both, and the statistics,
+    are saved in every checkpoint (:meth:`state_dict`), so a model transcribes raw spectra as it saw them.
     """
 
     def __init__(
@@ -170,6 +180,7 @@ class SpectraDataModule(L.LightningDataModule):
         self.num_workers, self.seed = num_workers, seed
         self.windows_dir: Path | None = None
         self.datasets: dict[str, SpectraDataset] = {}
+        self.statistics: SpectrumStatistics | None = None
 
     def prepare_data(self) -> None:
         windows_dir = self.source.prepare()
@@ -185,6 +196,7 @@ class SpectraDataModule(L.LightningDataModule):
             mean = features["train"].mean(axis=0)
             std = features["train"].std(axis=0) + 1e-6
             features = {split: (values - mean) / std for split, values in features.items()}
+            self.statistics = SpectrumStatistics(torch.from_numpy(mean), torch.from_numpy(std))
         for split in SPLITS:
             labels, dropped = cut_to_label_space(np.asarray(load_labels(self.windows_dir, split)))
             if len(labels) != len(features[split]):
@@ -194,6 +206,13 @@ class SpectraDataModule(L.LightningDataModule):
             if dropped:
                 log.warning("%s: %d active labels outside A0..F7 dropped", split, dropped)
             self.datasets[split] = SpectraDataset(torch.from_numpy(features[split]), torch.from_numpy(labels))
+
+    def state_dict(self) -> dict:
+        """How the spectra were transformed, saved in checkpoints for :func:`amt.checkpoint.load`."""
+        state = {"log_compress": self.log_compress, "standardise": self.standardise}
+        if self.statistics is not None:
+            state |= {"mean": self.statistics.mean, "std": self.statistics.std}
+        return state
 
     def _features(self, split: str) -> np.ndarray:
         values = cached_spectra(self.windows_dir, split, self.bins)
