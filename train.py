@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from amt.callbacks import TrainingCurves
 from amt.checkpoint import check_resumable, initialise_from, remove_damaged_checkpoints
-from amt.config import check_group_choices, check_run_config
+from amt.config import check_group_choices, check_output_folder, check_run_config
 from amt.errors import AmtError
 from amt.files import write_json
 from amt.module import TranscriptionModule
@@ -230,6 +230,7 @@ def check_command_line() -> None:
     """Refuse unknown config-group choices in one line, before Hydra composes anything."""
     try:
         check_group_choices(sys.argv[1:])
+        check_output_folder(sys.argv[1:], default="outputs")
     except AmtError as error:
         fail(error)
 

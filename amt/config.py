@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -74,6 +75,25 @@ def check_appended_keys(overrides: Sequence[str], conf_dir: Path = CONF_DIR) -> 
         known = known if known is not None else _top_level_keys(conf_dir)
         if top not in known:
             raise AmtError(f"{override}: amt has no setting {top!r}, so it would be ignored (see conf/train.yaml)")
+
+
+def check_output_folder(overrides: Sequence[str], default: str) -> None:
+    """Refuse, before Hydra makes its run folder, an output folder amt could not write in (a read-only
+    disk, no permission): Hydra would answer with a traceback. The folder is the one the overrides
+    name (``hydra.run.dir``, ``hydra.sweep.dir``, ``paths.output_dir``), else ``$AMT_OUTPUT_DIR``,
+    else ``default``."""
+    named = dict(o.split("=", 1) for o in overrides if "=" in o and not o.startswith(("+", "~")))
+    folder = next(
+        (named[key] for key in ("hydra.run.dir", "hydra.sweep.dir", "paths.output_dir") if key in named),
+        os.environ.get("AMT_OUTPUT_DIR") or default,
+    )
+    if "${" in folder:
+        return  # an interpolation: Hydra resolves it
+    existing = Path(folder).absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise AmtError(f"{folder}: cannot write runs here ({existing} is not a writable folder)")
 
 
 def _positive_int(value: object, minimum: int = 1) -> bool:

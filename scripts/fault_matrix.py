@@ -245,6 +245,8 @@ def cases(world: World) -> list[Case]:
                 True,
             )
         )
+        run = w.work / "read-only" / "run"
+        out.append(Case("train.py into a read-only folder", "traceback", [*train()[:-1], f"hydra.run.dir={run}"], True))
     if mount(w.work / "small", "size=256k"):
         out.append(
             Case(
@@ -260,6 +262,17 @@ def cases(world: World) -> list[Case]:
                 "traceback",
                 amt("data", "spectra", w.tiny / "windows", "--bins", "512", "--out", w.work / "small" / "s"),
                 True,
+            )
+        )
+    if mount(w.work / "small-run", "size=150k"):
+        run = w.work / "small-run" / "run"
+        out.append(
+            Case(
+                "train.py on a disk that fills up",
+                "traceback",
+                [*train("model=cnn_1layer", "trainer.max_epochs=2")[:-1], f"hydra.run.dir={run}"],
+                True,
+                absent=[run / "checkpoints" / "last.ckpt"],
             )
         )
     binary = w.flat("binary-labels")

@@ -3,6 +3,7 @@ in one line naming the file, exit status 2, and nothing half-written."""
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ from amt.errors import AmtError
 from amt.grid import CONTEXT_GRID
 from amt.labels import read_musicnet_csv
 from amt.notes import read_note_csv
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def one_error_line(args: list[str], capsys) -> str:
@@ -153,3 +156,14 @@ def test_a_read_only_folder_is_one_line(test_recording, checkpoint, read_only, c
 def test_a_recording_of_one_second_at_a_common_rate_still_loads(tmp_path):
     soundfile.write(tmp_path / "ok.wav", np.zeros(48_000, dtype=np.float32), 48_000)
     assert len(load_audio(tmp_path / "ok.wav")) == SAMPLE_RATE
+
+
+def test_train_py_into_a_read_only_folder_is_one_line(read_only, run_env):
+    result = subprocess.run(
+        [sys.executable, "train.py", "model=cnn_1layer", "data.preset=tiny", f"hydra.run.dir={read_only / 'run'}"],
+        cwd=REPO, env=run_env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"amt: error: {read_only / 'run'}: cannot write runs here ({read_only} is not a writable folder)"
+    )
