@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -77,11 +78,15 @@ def check_appended_keys(overrides: Sequence[str], conf_dir: Path = CONF_DIR) -> 
             raise AmtError(f"{override}: amt has no setting {top!r}, so it would be ignored (see conf/train.yaml)")
 
 
+RUN_START_BYTES = 1 << 16
+"""Free space a run needs before it starts: Hydra's record of the run and the first log lines."""
+
+
 def check_output_folder(overrides: Sequence[str], default: str) -> None:
     """Refuse, before Hydra makes its run folder, an output folder amt could not write in (a read-only
-    disk, no permission): Hydra would answer with a traceback. The folder is the one the overrides
-    name (``hydra.run.dir``, ``hydra.sweep.dir``, ``paths.output_dir``), else ``$AMT_OUTPUT_DIR``,
-    else ``default``."""
+    or full disk, no permission): Hydra would answer with a traceback, or leave a 0-byte config.yaml.
+    The folder is the one the overrides name (``hydra.run.dir``, ``hydra.sweep.dir``,
+    ``paths.output_dir``), else ``$AMT_OUTPUT_DIR``, else ``default``."""
     named = dict(o.split("=", 1) for o in overrides if "=" in o and not o.startswith(("+", "~")))
     folder = next(
         (named[key] for key in ("hydra.run.dir", "hydra.sweep.dir", "paths.output_dir") if key in named),
@@ -94,6 +99,8 @@ def check_output_folder(overrides: Sequence[str], default: str) -> None:
         existing = existing.parent
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise AmtError(f"{folder}: cannot write runs here ({existing} is not a writable folder)")
+    if shutil.disk_usage(existing).free < RUN_START_BYTES:
+        raise AmtError(f"{folder}: cannot write runs here (No space left on device)")
 
 
 def _positive_int(value: object, minimum: int = 1) -> bool:

@@ -8,6 +8,7 @@ files it makes in ``--work`` (the tiny corpus, copies of recordings and checkpoi
 a small and a read-only tmpfs where the machine can mount one). A case is classified as:
 
 - ``lost``: a file that must survive (an input, labels, someone else's file) changed or vanished;
+- ``ran code``: a checkpoint's payload ran (it wrote its evidence file);
 - ``crash``: a Python traceback or a process killed by a signal;
 - ``silent``: exit status 0 where the input is wrong (a wrong result reported as right);
 - ``leftover``: something that must not be left behind is there (an empty output folder, a run
@@ -361,9 +362,10 @@ def cases(world: World) -> list[Case]:
         )
     )
 
-    evidence = w.work / "pwned"
-    pickle_ckpt, target_ckpt = evil_checkpoints(w.folder("evil"), evidence)
-    for what, path in (("a pickle that writes a file", pickle_ckpt), ("a _target_ of os.system", target_ckpt)):
+    for what, which in (("a pickle that writes a file", 0), ("a _target_ of os.system", 1)):
+        evidence = w.work / f"pwned-{which}"
+        evidence.unlink(missing_ok=True)
+        path = evil_checkpoints(w.folder(f"evil-{which}"), evidence)[which]
         out.append(
             Case(
                 f"transcribe --ckpt {what}",
@@ -417,6 +419,8 @@ def classify(case: Case, world: World) -> dict:
     errors = [line for line in lines if line.startswith("amt: error:") or ": error: argument" in line]
     if any(digest(path) != value for path, value in before.items()):
         verdict = "lost"
+    elif any(path.exists() for path in case.absent if "pwned" in path.name):
+        verdict = "ran code"
     elif status is None or status < 0 or "Traceback (most recent call last)" in stderr:
         verdict = "crash"
     elif case.should_fail and status == 0:
@@ -469,7 +473,9 @@ def main() -> None:
     totals = Counter(row["verdict"] for row in rows)
     print(
         "\n"
-        + ", ".join(f"{verdict}: {totals[verdict]}" for verdict in ("clean", "crash", "silent", "lost", "leftover"))
+        + ", ".join(
+            f"{verdict}: {totals[verdict]}" for verdict in ("clean", "crash", "silent", "lost", "leftover", "ran code")
+        )
     )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
