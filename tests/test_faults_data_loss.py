@@ -30,20 +30,17 @@ def take(test_recording, tmp_path) -> tuple[Path, Path]:
     return tmp_path / "take.wav", tmp_path / "take.csv"
 
 
+def transcribe_take(wav: Path, labels: Path, checkpoint: Path) -> int:
+    """``amt transcribe take.wav -o take.mid --labels LABELS``, as the README has it."""
+    return main(
+        ["transcribe", str(wav), "-o", str(wav.with_suffix(".mid")), "--labels", str(labels), "--ckpt", str(checkpoint)]
+    )
+
+
 def test_the_readme_example_keeps_the_labels(checkpoint, take, capsys):
     wav, labels = take
     before = labels.read_bytes()
-    args = [
-        "transcribe",
-        str(wav),
-        "-o",
-        str(wav.with_suffix(".mid")),
-        "--labels",
-        str(labels),
-        "--ckpt",
-        str(checkpoint),
-    ]
-    assert main(args) == 0
+    assert transcribe_take(wav, labels, checkpoint) == 0
     assert labels.read_bytes() == before
     assert wav.with_name("take.notes.csv").is_file() and wav.with_suffix(".mid").is_file()
     assert "note F1" in capsys.readouterr().out
@@ -68,17 +65,7 @@ def test_an_output_that_would_replace_an_input_is_refused_before_any_work(checkp
     notes = wav.with_name("take.notes.csv")
     notes.write_bytes(labels.read_bytes())  # labels that happen to carry the output's name
     before = notes.read_bytes()
-    args = [
-        "transcribe",
-        str(wav),
-        "-o",
-        str(wav.with_suffix(".mid")),
-        "--labels",
-        str(notes),
-        "--ckpt",
-        str(checkpoint),
-    ]
-    assert main(args) == 2
+    assert transcribe_take(wav, notes, checkpoint) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line == f"amt: error: {notes}: is an input; amt never writes over its inputs (choose another -o)"
     assert notes.read_bytes() == before and not wav.with_suffix(".mid").exists()

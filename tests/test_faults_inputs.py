@@ -114,16 +114,16 @@ def mount_tmpfs(folder: Path, options: str) -> None:
 @pytest.fixture
 def small_disk(tmp_path):
     """A 256 KB filesystem: too small for one recording of the tiny corpus."""
-    folder = tmp_path / "small"
-    mount_tmpfs(folder, "size=256k")
-    yield folder
-    subprocess.run(["umount", str(folder)], check=False)
+    yield from mounted(tmp_path / "small", "size=256k")
 
 
 @pytest.fixture
 def read_only(tmp_path):
-    folder = tmp_path / "read-only"
-    mount_tmpfs(folder, "ro,size=64k")
+    yield from mounted(tmp_path / "read-only", "ro,size=64k")
+
+
+def mounted(folder: Path, options: str):
+    mount_tmpfs(folder, options)
     yield folder
     subprocess.run(["umount", str(folder)], check=False)
 
