@@ -27,7 +27,6 @@ import os
 import shutil
 import subprocess
 import sys
-import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,14 +126,12 @@ def evil_checkpoints(folder: Path, evidence: Path) -> tuple[Path, Path]:
 
 
 def zeroed(folder: Path) -> Path:
-    target = folder / "zeroed.ckpt"
-    shutil.copy(CHECKPOINT, target)
-    with zipfile.ZipFile(target) as archive:
-        member = max((i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
-    with open(target, "r+b") as handle:
-        handle.seek(member.header_offset + 30 + len(member.filename) + len(member.extra) + 64)
-        handle.write(bytes(4096))
-    return target
+    """The bundled checkpoint with 4 KB in its middle zeroed (inside its weights), as a bad sector would."""
+    data = bytearray(CHECKPOINT.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 4096] = bytes(4096)
+    (folder / "zeroed.ckpt").write_bytes(bytes(data))
+    return folder / "zeroed.ckpt"
 
 
 def cases(world: World) -> list[Case]:
