@@ -65,7 +65,7 @@ $(BP_VENV)/.installed:
 	$(BP_VENV)/bin/pip install --quiet librosa mir-eval numpy pretty-midi "resampy>=0.2.2,<0.4.3" scikit-learn scipy typing-extensions onnxruntime
 	touch $@
 
-compare: $(STAMP) basic-pitch  ## amt's models against basic-pitch on the mini corpus's test recordings (ARGS="--model ...")
+compare: $(STAMP) basic-pitch  ## amt's bundled models against basic-pitch on the mini corpus's test recordings (ARGS="--model ...")
 	$(PY) scripts/compare.py --recordings data/synth-$(PRESET)/recordings --split test --out outputs/compare/$(PRESET) $(ARGS)
 
 clean:  ## remove caches and run outputs (keeps .venv/ and data/)

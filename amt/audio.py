@@ -18,12 +18,7 @@ import soxr
 
 from amt.errors import AmtError
 from amt.files import write_atomically
-
-SAMPLE_RATE = 44_100
-"""Every array of samples in amt is at this rate (MusicNet's)."""
-
-WINDOW_SIZE = 4_096
-"""mini-MusicNet's window: 4,096 samples ≈ 93 ms."""
+from amt.grid import SAMPLE_RATE, WINDOW_SIZE
 
 MIN_RATE, MAX_RATE = 1_000, 768_000
 """Sample rates a file may declare: resampling from a header's absurd rate would need unbounded memory."""

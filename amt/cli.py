@@ -26,8 +26,7 @@ from amt.errors import AmtError
 if TYPE_CHECKING:
     from amt.checkpoint import Checkpoint
     from amt.decode import DecoderConfig
-    from amt.evaluate import ModelRun
-    from amt.transcribe import Outputs
+    from amt.transcribe import ModelRun, Outputs
 
 console = Console()
 Commands = argparse._SubParsersAction
@@ -48,7 +47,7 @@ def _add_data_synth(data: Commands) -> None:
     synth = data.add_parser("synth", help="build the offline MusicNet-like corpus (music21 scores + FluidSynth)")
     synth.add_argument("--preset", default="mini", help="corpus size: tiny (tests) or mini (mini-MusicNet size)")
     synth.add_argument("--out", required=True, type=Path, help="corpus folder (recordings/ and windows/ inside)")
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--seed", type=int, default=0, help="draws pieces, performances and rooms (default 0)")
     synth.add_argument("--soundfont", type=Path, default=None, help="General MIDI .sf2 (default: system GM font)")
     synth.set_defaults(run=_data_synth)
 
@@ -64,9 +63,9 @@ def _add_data_rerender(data: Commands) -> None:
     rerender = data.add_parser(
         "rerender", help="one split of the corpus rendered with another soundfont, in a hall training never heard"
     )
-    rerender.add_argument("--preset", default="mini")
-    rerender.add_argument("--seed", type=int, default=0)
-    rerender.add_argument("--split", default="test")
+    rerender.add_argument("--preset", default="mini", help="the corpus preset whose split to re-render (default mini)")
+    rerender.add_argument("--seed", type=int, default=0, help="that corpus's seed (default 0)")
+    rerender.add_argument("--split", default="test", help="train, valid or test (default test)")
     rerender.add_argument("--soundfont", required=True, type=Path, help="a General MIDI .sf2/.sf3 not used in training")
     rerender.add_argument("--out", required=True, type=Path, help="folder for SPLIT_data/ and SPLIT_labels/")
     rerender.set_defaults(run=_data_rerender)
@@ -85,7 +84,7 @@ def _add_data_musicnet(data: Commands) -> None:
     musicnet.add_argument(
         "--musicnet", required=True, type=Path, help="MusicNet root (train_data/, train_labels/, ...)"
     )
-    musicnet.add_argument("--out", required=True, type=Path)
+    musicnet.add_argument("--out", required=True, type=Path, help="folder for the windows (.npy files)")
     musicnet.set_defaults(run=_data_musicnet)
 
 
@@ -99,7 +98,7 @@ def _data_minimusicnet(args: argparse.Namespace) -> None:
 
 def _add_data_minimusicnet(data: Commands) -> None:
     mini = data.add_parser("minimusicnet", help="check (or download) the published mini-MusicNet files")
-    mini.add_argument("--path", required=True, type=Path)
+    mini.add_argument("--path", required=True, type=Path, help="folder holding (or to hold) the six .npy files")
     mini.add_argument("--download", action="store_true", help="download the files first when they are missing")
     mini.set_defaults(run=_data_minimusicnet)
 
@@ -116,7 +115,7 @@ def _add_data_spectra(data: Commands) -> None:
     spectra = data.add_parser("spectra", help="copy a folder of windows as spectra and labels only (a spectra folder)")
     spectra.add_argument("path", type=Path, help="folder of windows")
     spectra.add_argument("--bins", type=int, required=True, help="spectrum bins the model takes (model.bins)")
-    spectra.add_argument("--out", required=True, type=Path)
+    spectra.add_argument("--out", required=True, type=Path, help="folder for the spectra folder")
     spectra.set_defaults(run=_data_spectra)
 
 
@@ -153,7 +152,7 @@ def _print_statistics(windows_dir: Path) -> None:
 
 def _add_data_stats(data: Commands) -> None:
     stats = data.add_parser("stats", help="label statistics of a folder of windows")
-    stats.add_argument("path", type=Path)
+    stats.add_argument("path", type=Path, help="folder of windows")
     stats.set_defaults(run=_data_stats)
 
 
@@ -190,8 +189,8 @@ def _add_baseline(commands: Commands) -> None:
     baseline = commands.add_parser("baseline", help="reference baselines").add_subparsers(dest="name", required=True)
     ridge = baseline.add_parser("ridge", help="ridge regression on FFT features (mini-MusicNet README)")
     ridge.add_argument("path", type=Path, help="folder of windows")
-    ridge.add_argument("--bins", type=int, default=2049)
-    ridge.add_argument("--ridge", type=float, default=1e-3)
+    ridge.add_argument("--bins", type=int, default=2049, help="spectrum bins used as features (default 2049: all)")
+    ridge.add_argument("--ridge", type=float, default=1e-3, help="the regularisation λ (default 0.001)")
     ridge.set_defaults(run=_baseline_ridge)
 
 
@@ -277,7 +276,10 @@ def _add_decoder_options(parser: argparse.ArgumentParser) -> None:
     """One option per :class:`amt.decode.DecoderConfig` setting; a value not given keeps the checkpoint's."""
     from amt.decode import DecoderConfig
 
-    group = parser.add_argument_group("decoder options (default: the checkpoint's tuned settings, else these)")
+    group = parser.add_argument_group(
+        "decoder options (default: the settings tuned for the checkpoint and saved in it, which amt prints; "
+        "for a checkpoint without them, the value shown)"
+    )
     for setting in fields(DecoderConfig):
         flag, help_text = f"--{setting.name.replace('_', '-')}", f"{setting.metadata['help']} ({setting.default})"
         if setting.type in (bool, "bool"):
@@ -306,8 +308,7 @@ def _decoder_config(args: argparse.Namespace, checkpoint: Checkpoint) -> Decoder
 def _model_run(args: argparse.Namespace, checkpoint: Checkpoint, decoders: Sequence[str] | None) -> ModelRun:
     """The checkpoint's model with ``decoders`` (None: the model's default decoder), on its frame grid."""
     from amt.decode import default_decoder
-    from amt.evaluate import ModelRun
-    from amt.transcribe import resolve_device
+    from amt.transcribe import ModelRun, resolve_device
 
     return ModelRun(
         checkpoint.model,
@@ -344,6 +345,14 @@ def _report_failures(failed: dict[str, str]) -> None:
         raise AmtError(f"{len(failed)} recording(s) could not be used; the others are in the results above")
 
 
+def _log_decoder(run: ModelRun) -> None:
+    """Log the decoder settings in effect: the checkpoint's tuned ones, then the options given."""
+    from amt.decode import describe
+
+    for decoder in run.decoders:
+        logging.getLogger("amt").info("decoder %s: %s", decoder, describe(decoder, run.config))
+
+
 def _load(args: argparse.Namespace) -> Checkpoint:
     from amt.checkpoint import load
 
@@ -354,8 +363,9 @@ def _load(args: argparse.Namespace) -> Checkpoint:
 
 
 def _transcribe(args: argparse.Namespace) -> None:
-    from amt.transcribe import output_paths, remove_if_empty
+    from amt.transcribe import audio_inputs, output_paths, remove_if_empty
 
+    args.inputs = audio_inputs(args.inputs)
     if args.labels is not None and len(args.inputs) != 1:
         raise AmtError("--labels goes with one input recording")
     outputs, created = output_paths(args.inputs, args.out, [args.labels] if args.labels else [])
@@ -377,6 +387,7 @@ def _transcribe_all(args: argparse.Namespace, outputs: list[Outputs]) -> None:
         decoder_config=run.config,
         plot=args.plot or args.labels is not None,
     )
+    _log_decoder(run)
     failed = 0
     with _progress_bar() as progress:
         for audio, out in zip(args.inputs, outputs, strict=True):
@@ -404,7 +415,9 @@ def _transcribe_all(args: argparse.Namespace, outputs: list[Outputs]) -> None:
 
 def _add_transcribe(commands: Commands) -> None:
     transcribe = commands.add_parser("transcribe", help="transcribe recordings to MIDI, note csv and piano roll")
-    transcribe.add_argument("inputs", nargs="+", type=Path, help="audio files (wav, flac, ogg; any rate)")
+    transcribe.add_argument(
+        "inputs", nargs="+", type=Path, help="audio files (wav, flac, ogg, mp3; any rate) or folders of them"
+    )
     transcribe.add_argument("-o", "--out", required=True, type=Path, help="output folder, or FILE.mid for one input")
     _decoder_choice(transcribe)
     transcribe.add_argument("--plot", action="store_true", help="also write NAME.png, a piano roll")
@@ -424,6 +437,8 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     split = _split(args, "test")
     run = _model_run(args, _load(args), args.decoder) if args.ckpt or not args.predictions else None
+    if run is not None:
+        _log_decoder(run)
     grid = FrameGrid(args.hop) if run is None and args.hop is not None else None
     with _progress_bar() as progress:
         results = evaluate(args.path, run, args.predictions or (), grid, progress, split)
@@ -498,7 +513,10 @@ def _add_tune(commands: Commands) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from amt import __version__
+
     parser = argparse.ArgumentParser(prog="amt", description="Automatic music transcription.")
+    parser.add_argument("--version", action="version", version=f"amt {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     for add in (_add_data, _add_baseline, _add_transcribe, _add_evaluate, _add_tune):
         add(commands)

@@ -41,7 +41,7 @@ class DecoderConfig:
 
     threshold: float = _setting(0.5, "naive: a frame is on above this probability", probability=True)
     on: float = _setting(0.5, "a note starts above this probability", probability=True)
-    off: float = _setting(0.3, "a note goes on above this probability", probability=True)
+    off: float = _setting(0.3, "a sounding note goes on while its probability stays above this", probability=True)
     max_gap_s: float = _setting(0.1, "bridge dips shorter than this, seconds")
     min_note_s: float = _setting(0.1, "drop notes shorter than this, seconds")
     onset_threshold: float = _setting(0.3, "onsets: onset peak threshold", probability=True)
@@ -234,6 +234,26 @@ def check_decoders(names: Sequence[str], predicts_onsets: bool = True) -> None:
 def default_decoder(predicts_onsets: bool) -> str:
     """``onsets`` for a model with an onset head (a context model), else ``hysteresis``."""
     return "onsets" if predicts_onsets else "hysteresis"
+
+
+READS = {
+    "naive": ("threshold",),
+    "hysteresis": ("on", "off", "max_gap_s", "min_note_s"),
+    "onsets": ("onset_threshold", "off", "start_without_onset", "on", "max_gap_s", "min_note_s"),
+}
+"""The :class:`DecoderConfig` settings each decoder reads."""
+
+
+def describe(name: str, config: DecoderConfig) -> str:
+    """The settings decoder ``name`` will use, as the command-line options that would set them."""
+
+    def option(key: str) -> str:
+        flag, value = key.replace("_", "-"), getattr(config, key)
+        if isinstance(value, bool):
+            return f"--{flag}" if value else f"--no-{flag}"
+        return f"--{flag} {value:g}"
+
+    return " ".join(option(key) for key in READS[name])
 
 
 def decode(name: str, frames: Frames, config: DecoderConfig | None = None) -> list[NoteEvent]:

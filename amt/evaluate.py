@@ -22,17 +22,15 @@ import soundfile
 from rich.progress import Progress
 from rich.table import Table
 
-from amt.audio import load_audio
 from amt.data.recordings import Recording, find_labelled_recordings
-from amt.decode import DecoderConfig, Frames, check_decoders, decode
+from amt.decode import DecoderConfig, Frames, decode
 from amt.errors import AmtError
 from amt.files import write_atomically
 from amt.grid import WINDOW_GRID, FrameGrid
 from amt.labels import read_musicnet_csv
 from amt.metrics import OFFSET_RATIO, ONSET_TOLERANCE_S, Counts, micro_average_precision, score
-from amt.models.base import TranscriptionModel
 from amt.notes import NOTE_CSV_SUFFIX, NoteEvent, events_from_musicnet, piano_roll, read_note_csv
-from amt.transcribe import frame_probabilities
+from amt.transcribe import ModelRun
 
 log = logging.getLogger(__name__)
 
@@ -74,29 +72,6 @@ class SystemResult:
             for rid, row in rows.items():
                 row["average_precision"] = self.average_precision[rid]
         return rows
-
-
-@dataclass(frozen=True)
-class ModelRun:
-    """A model, the frame grid it runs on (default: a context model's own, else the report's windows),
-    and how to decode its output (one system per decoder)."""
-
-    model: TranscriptionModel
-    grid: FrameGrid | None = None
-    decoders: tuple[str, ...] = ("hysteresis",)
-    config: DecoderConfig = DecoderConfig()
-    batch_size: int = 1024
-    device: str = "cpu"
-
-    def __post_init__(self):
-        if self.grid is None:
-            object.__setattr__(self, "grid", self.model.grid or WINDOW_GRID)
-        check_decoders(self.decoders, self.model.context)
-
-    def frames(self, recording: Recording, progress: Progress | None) -> Frames:
-        """The model's frames over one recording."""
-        samples = load_audio(recording.wav)
-        return frame_probabilities(samples, self.model, self.grid, self.batch_size, self.device, progress, recording.id)
 
 
 def _prediction_file(folder: Path, recording_id: str) -> Path | None:
@@ -143,7 +118,7 @@ def _score_recording(
     reference = _reference(recording, duration_s)
     scored = _Scored({})
     if run is not None:
-        frames = run.frames(recording, progress)
+        frames = run.frames(recording.wav, progress, recording.id)
         scored.probabilities, scored.roll = frames.probabilities, piano_roll(reference, frames.times)
         for name in run.decoders:
             scored.counts[name] = score(reference, decode(name, frames, run.config), frames.times)
@@ -302,7 +277,7 @@ def tune(
     for recording in recordings:
         try:
             references.append(_reference(recording, audio_duration_s(recording.wav)))
-            frames.append(run.frames(recording, progress))
+            frames.append(run.frames(recording.wav, progress, recording.id))
         except AmtError as error:
             references = references[: len(frames)]
             failed[recording.id] = _named(error, recording)

@@ -16,8 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from amt.audio import SAMPLE_RATE, WINDOW_SIZE
 from amt.errors import AmtError
+
+SAMPLE_RATE = 44_100
+"""Every array of samples in amt is at this rate (MusicNet's)."""
+
+WINDOW_SIZE = 4_096
+"""mini-MusicNet's window: 4,096 samples ≈ 93 ms."""
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from amt.audio import SAMPLE_RATE
 from amt.errors import AmtError
 from amt.files import csv_rows, write_atomically
+from amt.grid import SAMPLE_RATE
 from amt.labels import HIGHEST_MIDI, LOWEST_MIDI, MIDI_WIDTH, NUM_NOTES, MusicNetLabels
 
 REFERENCE_VELOCITY = 100
@@ -40,11 +40,12 @@ class NoteEvent:
     velocity: int = REFERENCE_VELOCITY
 
 
-def write_midi(events: list[NoteEvent], path: str | os.PathLike, program: int = 0) -> None:
-    """Write notes as a one-track MIDI file (General MIDI ``program``, 0 = piano), atomically."""
+def write_midi(events: list[NoteEvent], path: str | os.PathLike, program: int = 0, name: str = "") -> None:
+    """Write notes as a one-track MIDI file (General MIDI ``program``, 0 = piano), atomically; the track
+    is called ``name`` (a DAW shows it), by default the file's."""
     import pretty_midi
 
-    instrument = pretty_midi.Instrument(program=program)
+    instrument = pretty_midi.Instrument(program=program, name=name or Path(path).stem)
     instrument.notes = [
         pretty_midi.Note(velocity=int(e.velocity), pitch=int(e.pitch), start=float(e.onset_s), end=float(e.offset_s))
         for e in events

@@ -141,6 +141,29 @@ def context_probabilities(
     return Frames(model.grid, frames, onsets)
 
 
+@dataclass(frozen=True)
+class ModelRun:
+    """A model, the frame grid it runs on (default: a context model's own, else the report's windows),
+    and how to decode its output (one system per decoder)."""
+
+    model: TranscriptionModel
+    grid: FrameGrid | None = None
+    decoders: tuple[str, ...] = ("hysteresis",)
+    config: DecoderConfig = DecoderConfig()
+    batch_size: int = 1024
+    device: str = "cpu"
+
+    def __post_init__(self):
+        if self.grid is None:
+            object.__setattr__(self, "grid", self.model.grid or WINDOW_GRID)
+        check_decoders(self.decoders, self.model.context)
+
+    def frames(self, wav: Path, progress: Progress | None = None, description: str = "transcribing") -> Frames:
+        """The model's frames over one recording."""
+        samples = load_audio(wav)
+        return frame_probabilities(samples, self.model, self.grid, self.batch_size, self.device, progress, description)
+
+
 # --- files ---------------------------------------------------------------------------------------
 
 
@@ -160,6 +183,24 @@ class Outputs:
 
     def files(self) -> tuple[Path, Path, Path]:
         return self.midi, self.csv, self.png
+
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
+"""What a folder given as input contributes: its audio files (what libsndfile reads)."""
+
+
+def audio_inputs(paths: Sequence[Path]) -> list[Path]:
+    """The inputs, each folder replaced by its audio files (sorted, not recursive)."""
+    inputs = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            inputs.append(path)
+            continue
+        found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+        if not found:
+            raise AmtError(f"{path}: a folder without audio files ({', '.join(AUDIO_SUFFIXES)})")
+        inputs += found
+    return inputs
 
 
 def _make_folder(folder: Path) -> list[Path]:
@@ -265,7 +306,7 @@ def transcribe_file(
             load_audio(audio), model, settings.grid, settings.batch_size, settings.device, progress, audio.name
         )
         events = decode(settings.decoder, frames, settings.decoder_config)
-        write_midi(events, outputs.midi)
+        write_midi(events, outputs.midi, name=f"{audio.stem} (amt)")
         write_note_csv(events, outputs.csv)
         if settings.plot:
             from amt.plots import plot_transcription

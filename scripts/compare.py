@@ -28,7 +28,7 @@ from pathlib import Path
 
 import soundfile
 
-from amt.checkpoint import load
+from amt.checkpoint import CNN_MULTI_CHECKPOINT, DEFAULT_CHECKPOINT, load
 from amt.data.recordings import find_recordings
 from amt.evaluate import POOLED, evaluate
 from amt.grid import CONTEXT_GRID
@@ -107,7 +107,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recordings", type=Path, required=True, help="MusicNet-layout folder")
     parser.add_argument("--split", default="test")
-    parser.add_argument("--model", type=parse_model, action="append", default=[], help="NAME=CKPT:DECODERS")
+    parser.add_argument(
+        "--model",
+        type=parse_model,
+        action="append",
+        help="NAME=CKPT:DECODERS, repeatable (default: the bundled default model with its onsets decoder and "
+        "the report's cnn_multi with hysteresis)",
+    )
     parser.add_argument("--no-basic-pitch", action="store_true")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--title", default=None)
@@ -116,7 +122,11 @@ def main(argv: list[str] | None = None) -> None:
     recordings = find_recordings(args.recordings, args.split)
     audio_s = sum(soundfile.info(r.wav).duration for r in recordings)
     seconds: dict[str, float] = {}
-    for name, ckpt, decoders in args.model:
+    models = args.model or [
+        ("default", DEFAULT_CHECKPOINT, ["onsets"]),
+        ("cnn_multi", CNN_MULTI_CHECKPOINT, ["hysteresis"]),
+    ]
+    for name, ckpt, decoders in models:
         for decoder in decoders:
             system = f"{name} ({decoder})"
             seconds[system] = run_amt(name, ckpt, decoder, recordings, args.out / "systems" / system)

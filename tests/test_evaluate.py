@@ -14,11 +14,12 @@ from amt.cli import main
 from amt.data.recordings import find_labelled_recordings
 from amt.decode import DecoderConfig, Frames, decode
 from amt.errors import AmtError
-from amt.evaluate import MIN_NOTE_GRID, POOLED, ModelRun, evaluate, tune_thresholds
+from amt.evaluate import MIN_NOTE_GRID, POOLED, evaluate, tune_thresholds
 from amt.grid import CONTEXT_GRID, WINDOW_GRID
 from amt.labels import NUM_NOTES, midi_to_index, read_musicnet_csv
 from amt.metrics import score
 from amt.notes import NoteEvent, events_from_musicnet, write_note_csv
+from amt.transcribe import ModelRun
 
 
 def shifted(events: list[NoteEvent], seconds: float) -> list[NoteEvent]:

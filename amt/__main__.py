@@ -1,0 +1,7 @@
+"""``python -m amt``: the ``amt`` command."""
+
+import sys
+
+from amt.cli import main
+
+sys.exit(main())
