@@ -4,8 +4,9 @@ Every job is one :func:`train.train` run (same function, same configs). Studies 
 choose what is swept, scales (``conf/scale/``) the epochs, corpus and seeds; any other override
 applies to every job. Jobs run in parallel through a Hydra launcher (joblib on one machine by
 default, ``hydra/launcher=slurm`` on a cluster); a failed job is recorded and the others go on, a
-job killed from outside (the OOM killer) included, since each job trains in a process of its own; a
-job that already finished in this sweep's folder is skipped. When the multirun ends,
+job killed from outside (the OOM killer) included, since each job trains in a process of its own. Run
+again, a sweep skips the jobs that finished in its folder and resumes the ones that did not from their
+``last.ckpt``. When the multirun ends,
 :class:`amt.results.AggregateResults` writes results.csv, results.md and results.png.
 """
 
@@ -22,8 +23,10 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
+from amt.checkpoint import check_resumable
+from amt.errors import AmtError
 from amt.sweeps import (
     METRICS_FILE,
     apply_pinning,
@@ -92,6 +95,22 @@ def run_job(cfg: DictConfig, run_dir: Path, description: str) -> dict | None:
     return None
 
 
+def resume_unfinished(cfg: DictConfig, run_dir: Path, job: int) -> None:
+    """A job an earlier run of this sweep started but did not finish goes on from its ``last.ckpt``,
+    when that checkpoint fits the job (same model, epochs left); otherwise it starts afresh."""
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if cfg.get("ckpt_path") or not last.is_file():
+        return
+    try:
+        check_resumable(last, OmegaConf.to_container(cfg.model, resolve=True), cfg.trainer.max_epochs)
+    except AmtError as error:
+        log.info("job %s starts afresh: %s", job, error)
+        return
+    log.info("job %s was interrupted in an earlier run of this sweep: resuming from %s", job, last)
+    with open_dict(cfg):
+        cfg.ckpt_path = str(last)
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="sweep")
 def main(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
@@ -104,6 +123,7 @@ def main(cfg: DictConfig) -> float:
         )
         return float(earlier.get(OBJECTIVE, math.nan))
     clear_previous_outcome(run_dir)
+    resume_unfinished(cfg, run_dir, hydra_cfg.job.num)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     apply_pinning(pin_job(hydra_cfg.job.num, parallel_jobs(hydra_cfg.launcher), visible_gpus(), cpus))
     tag_wandb_run(cfg, overrides, list(hydra_cfg.sweeper.get("params") or {}))

@@ -96,6 +96,8 @@ def finished_metrics(run_dir: Path, overrides: Sequence[str]) -> dict | None:
         metrics = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
+    if metrics.get("interrupted"):
+        return None
     return metrics if sorted(metrics.get("overrides", [])) == sorted(overrides) else None
 
 

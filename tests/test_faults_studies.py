@@ -1,6 +1,7 @@
 """Faults in studies: a job killed from outside, as the OOM killer would, is recorded as failed and the
 study goes on to its other jobs and its results table. A real sweep, a real SIGKILL."""
 
+import json
 import os
 import signal
 import subprocess
@@ -72,3 +73,24 @@ def test_a_job_killed_by_sigkill_is_recorded_and_the_study_goes_on(run_env, tmp_
     table = (sweep_dir / "results.md").read_text()
     assert "2 jobs, 1 failed" in table and "killed by SIGKILL" in table
     assert (sweep_dir / "1" / "metrics.json").is_file() and not (sweep_dir / "0" / "metrics.json").is_file()
+
+
+@pytest.mark.slow
+def test_a_rerun_resumes_the_jobs_that_did_not_finish_from_their_last_checkpoint(run_env, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    args = ["-m", "scale=smoke", "model.dropout=0.0,0.1", "hydra.launcher.n_jobs=1", f"hydra.sweep.dir={sweep_dir}"]
+    first = subprocess.run([sys.executable, "sweep.py", *args], cwd=REPO, env=run_env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr[-3000:]
+    (sweep_dir / "0" / "metrics.json").unlink()  # as if job 0 had been stopped after saving its checkpoint
+    again = subprocess.run(
+        [sys.executable, "sweep.py", *args, "trainer.max_epochs=2"],
+        cwd=REPO,
+        env=run_env,
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    output = again.stdout + again.stderr
+    assert f"resuming from {sweep_dir / '0' / 'checkpoints' / 'last.ckpt'}" in output
+    resumed = json.loads((sweep_dir / "0" / "metrics.json").read_text())
+    assert resumed["epochs"] == 2 and [row["epoch"] for row in resumed["history"]] == [0, 1]
