@@ -7,7 +7,6 @@ last), ``metrics.json``, ``curves.png``, a CSV log and (by default) an offline W
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import signal
@@ -132,6 +131,7 @@ def train(cfg: DictConfig) -> dict:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     start = time.perf_counter()
     run_dir = Path(cfg.paths.run_dir)
+    log.info("%s: run folder %s", config_name(cfg), run_dir)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     except SIGTERMException:
@@ -158,8 +158,21 @@ def train(cfg: DictConfig) -> dict:
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 finish_wandb_run(logger, metrics)
-        log.info("metrics: %s", json.dumps(metrics))
+        log.info("%s", summary(metrics, run_dir))
     return metrics
+
+
+def summary(metrics: dict, run_dir: Path) -> str:
+    """The run's numbers as a short table for the log and the terminal (metrics.json has them all)."""
+    rows = [f"{metrics['config']} finished: {metrics['epochs']} epoch(s) in {metrics['wall_time_s']:.0f} s, {run_dir}"]
+    rows.append(f"{'':>6}{'train':>9}{'val':>9}{'test':>9}")
+    for quantity, fmt in (("loss", ".4f"), ("ap", ".3f")):
+        cells = [f"{metrics[key]:>9{fmt}}" if (key := f"{split}/{quantity}") in metrics else f"{'-':>9}"
+                 for split in ("train", "val", "test")]  # fmt: skip
+        rows.append(f"{'AP' if quantity == 'ap' else quantity:>6}" + "".join(cells))
+    if "best/val_ap" in metrics:
+        rows.append(f"best val AP {metrics['best/val_ap']:.3f}: {metrics.get('best_checkpoint', '')}")
+    return "\n".join(rows)
 
 
 class Interrupted(Exception):

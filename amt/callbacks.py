@@ -1,22 +1,45 @@
-"""Callbacks for cross-cutting training work: per-epoch history, the loss/AP curves figure, and the
-best-checkpoint tracking that survives a resume into a new run folder."""
+"""Callbacks for cross-cutting training work: per-epoch history and log lines, the loss/AP curves
+figure, the progress bar, and the best-checkpoint tracking that survives a resume into a new run folder.
+
+Epochs are counted from 1 everywhere a person reads them: the progress bar, the log lines,
+``metrics.json``, ``curves.png`` and checkpoint names (Lightning counts from 0 inside).
+"""
 
 from __future__ import annotations
 
+import logging
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import matplotlib
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 
 from amt.files import write_atomically
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+log = logging.getLogger("amt.train")
+
 CURVE_METRICS = ("train/loss", "val/loss", "train/ap", "val/ap")
+
+
+def epoch_line(row: dict[str, float], max_epochs: int | None) -> str:
+    """One epoch in one line: ``epoch 3/10: train loss 0.0571 AP 0.812 | val loss 0.0612 AP 0.794``."""
+    parts = []
+    for split in ("train", "val"):
+        values = [
+            f"{name} {row[key]:{fmt}}"
+            for name, fmt in (("loss", ".4f"), ("AP", ".3f"))
+            if (key := f"{split}/{name.lower()}") in row
+        ]
+        if values:
+            parts.append(f"{split} " + " ".join(values))
+    total = f"/{max_epochs}" if max_epochs and max_epochs > 0 else ""
+    return f"epoch {row['epoch']}{total}: " + " | ".join(parts)
 
 
 class TrainingCurves(L.Callback):
@@ -29,32 +52,36 @@ class TrainingCurves(L.Callback):
     saved at included, so a resumed run draws its whole curve.
     """
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
+    def __init__(self, path: str | Path, title: str = ""):
+        self.path, self.title = Path(path), title
         self.history: list[dict[str, float]] = []
 
-    def _record(self, trainer: L.Trainer, epoch: int) -> None:
-        if epoch < 0 or any(row["epoch"] == epoch for row in self.history):
+    def _record(self, trainer: L.Trainer) -> None:
+        """Record (and log in one line) the last finished epoch, once."""
+        epoch = trainer.fit_loop.epoch_progress.current.processed  # finished epochs, so counted from 1
+        if epoch < 1 or any(row["epoch"] == epoch for row in self.history):
             return
         metrics = {
             name: float(trainer.callback_metrics[name]) for name in CURVE_METRICS if name in trainer.callback_metrics
         }
         if metrics:
             self.history.append({"epoch": epoch, **metrics})
+            if trainer.is_global_zero:
+                log.info(epoch_line(self.history[-1], trainer.max_epochs))
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._record(trainer, trainer.current_epoch - 1)
+        self._record(trainer)
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         # The checkpoint's callback states were taken just before this hook: record the epoch being
         # saved and store the history again, so resuming from it keeps that epoch.
-        self._record(trainer, trainer.current_epoch)
+        self._record(trainer)
         checkpoint.setdefault("callbacks", {})[self.state_key] = self.state_dict()
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._record(trainer, trainer.current_epoch - 1)
+        self._record(trainer)
         if trainer.is_global_zero and self.history:
-            plot_curves(self.history, self.path)
+            plot_curves(self.history, self.path, self.title)
 
     def state_dict(self) -> dict[str, Any]:
         return {"history": self.history}
@@ -63,9 +90,12 @@ class TrainingCurves(L.Callback):
         self.history = list(state_dict["history"])
 
 
-def plot_curves(history: list[dict[str, float]], path: Path) -> None:
-    """Loss and AP against epoch, train and validation, side by side."""
-    epochs = [row["epoch"] + 1 for row in history]
+def plot_curves(history: list[dict[str, float]], path: Path, title: str = "") -> None:
+    """Loss and AP against epoch (whole epochs), train and validation side by side, the best
+    validation AP marked."""
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = [row["epoch"] for row in history]
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for axis, quantity in zip(axes, ("loss", "ap"), strict=True):
         for split, style in (("train", "-o"), ("val", "-s")):
@@ -73,11 +103,49 @@ def plot_curves(history: list[dict[str, float]], path: Path) -> None:
             axis.plot(epochs, values, style, markersize=3, label=split)
         axis.set_xlabel("epoch")
         axis.set_ylabel("BCE loss" if quantity == "loss" else "micro average precision")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.grid(alpha=0.3)
-        axis.legend()
+    scored = [row for row in history if not math.isnan(row.get("val/ap", math.nan))]
+    if scored:
+        best = max(scored, key=lambda row: row["val/ap"])
+        axes[1].axvline(best["epoch"], color="0.5", linestyle=":", linewidth=1)
+        late = best["epoch"] > (epochs[0] + epochs[-1]) / 2  # label on the side with room
+        axes[1].annotate(
+            f"best val AP {best['val/ap']:.3f}\n(epoch {best['epoch']})",
+            (best["epoch"], best["val/ap"]),
+            textcoords="offset points",
+            xytext=(-6 if late else 6, -28),
+            ha="right" if late else "left",
+            fontsize=8,
+        )
+    for axis in axes:
+        axis.legend(loc="best")
+    figure.suptitle(title or f"training curves, {len(history)} epoch(s)")
     figure.tight_layout()
     write_atomically(path, ".png", lambda tmp: figure.savefig(tmp, format="png", dpi=120))
     plt.close(figure)
+
+
+class ProgressBar(RichProgressBar):
+    """Lightning's rich progress bar, counting epochs from 1, showing the epoch's loss and AP (not the
+    logger's version number), and off without a terminal (SLURM, nohup), where the one log line per
+    epoch of :class:`TrainingCurves` says the same without filling a log with bar redraws."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        if not sys.stderr.isatty():
+            self.disable()
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        description = f"Epoch {current_epoch + 1}"
+        if self.trainer.max_epochs is not None and self.trainer.max_epochs > 0:
+            description += f"/{self.trainer.max_epochs}"
+        return f"{description:{len(self.validation_description)}}"  # as wide as "Validation": no flicker
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)
+        return items
 
 
 class BestCheckpoint(ModelCheckpoint):
@@ -95,6 +163,12 @@ class BestCheckpoint(ModelCheckpoint):
         self.best_model_path, self.best_model_score = state_dict["best_model_path"], state_dict["best_model_score"]
         self.best_k_models = {self.best_model_path: self.best_model_score}
         self.kth_best_model_path, self.kth_value = self.best_model_path, self.best_model_score
+
+    def format_checkpoint_name(self, metrics: dict, *args, **kwargs) -> str:
+        """Checkpoint names count epochs from 1, as the progress bar and metrics.json do."""
+        if "epoch" in metrics:
+            metrics = {**metrics, "epoch": metrics["epoch"] + 1}
+        return super().format_checkpoint_name(metrics, *args, **kwargs)
 
     def _remove_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
         if Path(filepath).parent == Path(self.dirpath):

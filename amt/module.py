@@ -119,9 +119,9 @@ class TranscriptionModule(L.LightningModule):
 
     def _log_epoch(self, stage: str, ap: Metric, mean_loss: Metric) -> None:
         if mean_loss.update_count:
-            self.log(f"{stage}/loss", mean_loss.compute())
+            self.log(f"{stage}/loss", mean_loss.compute(), prog_bar=stage != "test")
         if ap.update_count:
-            self.log(f"{stage}/ap", ap.compute())
+            self.log(f"{stage}/ap", ap.compute(), prog_bar=stage != "test")
         ap.reset()
         mean_loss.reset()
 

@@ -93,4 +93,4 @@ def test_a_rerun_resumes_the_jobs_that_did_not_finish_from_their_last_checkpoint
     output = again.stdout + again.stderr
     assert f"resuming from {sweep_dir / '0' / 'checkpoints' / 'last.ckpt'}" in output
     resumed = json.loads((sweep_dir / "0" / "metrics.json").read_text())
-    assert resumed["epochs"] == 2 and [row["epoch"] for row in resumed["history"]] == [0, 1]
+    assert resumed["epochs"] == 2 and [row["epoch"] for row in resumed["history"]] == [1, 2]

@@ -51,7 +51,7 @@ def test_a_resumed_run_keeps_every_epoch_and_the_best_score(run_env, tmp_path):
     result = train(run_env, *TINY, "trainer.max_epochs=3", f"ckpt_path={last}", run=resumed)
     assert result.returncode == 0, result.stderr[-3000:]
     after = json.loads((resumed / "metrics.json").read_text())
-    assert [row["epoch"] for row in after["history"]] == [0, 1, 2]
+    assert [row["epoch"] for row in after["history"]] == [1, 2, 3]
     assert after["history"][:2] == before["history"]
     assert after["best/val_ap"] >= before["best/val_ap"]
     assert (resumed / "curves.png").is_file()
