@@ -8,10 +8,12 @@ last), ``metrics.json``, ``curves.png``, a CSV log and (by default) an offline W
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import hydra
@@ -29,9 +31,12 @@ from amt.checkpoint import check_resumable, initialise_from, remove_damaged_chec
 from amt.config import check_group_choices, check_output_folder, check_run_config
 from amt.errors import AmtError
 from amt.files import write_json
+from amt.loggers import previous_run_id, run_name, run_tags
 from amt.module import TranscriptionModule
 
 log = logging.getLogger("amt.train")
+# Lightning 2.6 on torch 2.13 warns about its own use of a deprecated torch API: nothing a user can act on.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
 REPORTED = ("train/ap", "val/ap", "test/ap", "train/loss", "val/loss", "test/loss")
 
 
@@ -52,10 +57,24 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, TranscriptionModule, 
         scheduler=scheduler,
         model_config=OmegaConf.to_container(cfg.model, resolve=True),
     )
-    loggers = [instantiate(node) for node in (cfg.get("logger") or {}).values()]
+    loggers = [instantiate(node, **logger_options(node, cfg)) for node in (cfg.get("logger") or {}).values()]
     callbacks = [instantiate(node) for node in (cfg.get("callbacks") or {}).values()]
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     return datamodule, module, trainer
+
+
+def logger_options(node: DictConfig, cfg: DictConfig) -> dict:
+    """For the W&B logger: a run name and tags from the run's config, and a resumed run's W&B id."""
+    if node.get("_target_") != "amt.loggers.wandb_logger":
+        return {}
+    preset = OmegaConf.select(cfg, "data.preset", default=None)
+    name = config_name(cfg)
+    options = {"tags": run_tags(name, preset, cfg.seed, node.get("tags") or [])}
+    if node.get("name") is None:
+        options["name"] = run_name(name, preset, cfg.seed)
+    if cfg.get("ckpt_path") and (run_id := previous_run_id(cfg.ckpt_path)):
+        options |= {"id": run_id, "resume": "allow"}
+    return options
 
 
 def check_factories(model: torch.nn.Module, optimizer, scheduler) -> None:
@@ -101,17 +120,29 @@ def final_metrics(
     return metrics
 
 
-def finish_wandb_run(logger: WandbLogger, metrics: dict) -> None:
-    """Final metrics into the run summary, the best checkpoint as a model artifact, then close the run.
+RUN_FILES = (".hydra/config.yaml", ".hydra/overrides.yaml", ".hydra/hydra.yaml", "metrics.json", "curves.png")
+"""What a W&B run carries of its run folder, beside the metrics it logged."""
+
+
+def finish_wandb_run(logger: WandbLogger, metrics: dict, run_dir: Path) -> None:
+    """Final metrics into the run summary, the run's configs, metrics.json and curves.png into its files,
+    the best checkpoint as a model artifact, then close the run.
 
     Done here rather than with ``WandbLogger(log_model=True)``, which Lightning refuses offline;
-    an offline run keeps the artifact and uploads it with ``wandb sync``.
+    an offline run keeps everything inside its own folder (the artifact is staged there too) and
+    uploads it with ``wandb sync``.
     """
     import wandb  # here, so that runs with logger=csv start without loading wandb
 
     run = logger.experiment
     final = {name: value for name, value in metrics.items() if name != "history"}  # the curves are logged already
     run.summary.update(final)
+    for name in RUN_FILES:
+        if (run_dir / name).is_file():
+            target = Path(run.dir) / name.replace(".hydra/", "hydra/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(run_dir / name, target)
+    os.environ["WANDB_DATA_DIR"] = str(Path(logger.save_dir or run_dir) / "wandb")  # artifact staging
     if metrics.get("best_checkpoint"):
         artifact = wandb.Artifact(f"model-{run.id}", type="model", metadata=final)
         artifact.add_file(metrics["best_checkpoint"])
@@ -157,7 +188,7 @@ def train(cfg: DictConfig) -> dict:
         write_json(metrics, run_dir / "metrics.json")
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                finish_wandb_run(logger, metrics)
+                finish_wandb_run(logger, metrics, run_dir)
         log.info("%s", summary(metrics, run_dir))
     return metrics
 

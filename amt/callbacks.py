@@ -126,6 +126,42 @@ def plot_curves(history: list[dict[str, float]], path: Path, title: str = "") ->
     plt.close(figure)
 
 
+class ValidationPianoRoll(L.Callback):
+    """Each validation epoch, the model's probabilities on the first validation batch drawn over its true
+    notes (:func:`amt.plots.probability_roll`), for loggers that take images (W&B); ``frames`` frames."""
+
+    def __init__(self, frames: int = 400):
+        self.frames = frames
+        self._batch = None
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        if batch_idx == 0 and not trainer.sanity_checking:
+            self._batch = batch
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        loggers = [logger for logger in trainer.loggers if hasattr(logger, "log_image")]
+        batch, self._batch = self._batch, None
+        if batch is None or not loggers or not trainer.is_global_zero:
+            return
+        import torch
+
+        from amt.plots import probability_roll
+
+        spectra, targets = batch
+        with torch.no_grad():
+            outputs = pl_module(spectra)
+        logits = outputs["frame"] if isinstance(outputs, dict) else outputs
+        truth = targets["frame"] if isinstance(targets, dict) else targets
+        epoch = trainer.current_epoch + 1
+        image = probability_roll(
+            logits.sigmoid().reshape(-1, logits.shape[-1])[: self.frames].float().cpu().numpy(),
+            truth.reshape(-1, truth.shape[-1])[: self.frames].float().cpu().numpy(),
+            f"validation excerpt, epoch {epoch}",
+        )
+        for logger in loggers:
+            logger.log_image("val/piano_roll", [image], step=trainer.global_step, caption=[f"epoch {epoch}"])
+
+
 class ProgressBar(RichProgressBar):
     """Lightning's rich progress bar, counting epochs from 1, showing the epoch's loss and AP (not the
     logger's version number), and off without a terminal (SLURM, nohup), where the one log line per

@@ -109,7 +109,10 @@ class TranscriptionModule(L.LightningModule):
         # much in it, and still has a batch when an epoch is shorter than train_ap_every.
         position = batch_idx + 1
         sampled = position % self.hparams.train_ap_every == 0 or position == self.trainer.num_training_batches
-        return self._step(batch, self.train_ap if sampled else None, self.train_loss)
+        loss = self._step(batch, self.train_ap if sampled else None, self.train_loss)
+        if batch_idx % self.trainer.log_every_n_steps == 0:  # the step-level curve, at the loggers' own pace
+            self.log("train/step_loss", loss.detach(), on_step=True, on_epoch=False)
+        return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._step(batch, self.val_ap, self.val_loss)

@@ -105,3 +105,34 @@ def plot_transcription(
         axes = bottom
     axes.set_xlabel("time (s)")
     _save(figure, path)
+
+
+def probability_roll(probabilities: np.ndarray, truth: np.ndarray, title: str = "") -> np.ndarray:
+    """An RGB picture ``[H, W, 3]`` uint8 of a model's note probabilities ``[frames, 81]`` over the true
+    notes, sharing the pitch rows that are used: how a validation excerpt looks to the model."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    rows = _pitch_rows(probabilities > 0.5, truth > 0.5)
+    figure = Figure(figsize=(10, 5), layout="constrained")
+    FigureCanvasAgg(figure)
+    top, bottom = figure.subplots(2, 1, sharex=True)
+    for axes, image, label in ((top, probabilities, "predicted probability"), (bottom, truth, "true notes")):
+        shown = axes.imshow(
+            image[:, rows[0] : rows[1] + 1].T,
+            cmap="viridis",
+            vmin=0,
+            vmax=1,
+            origin="lower",
+            aspect="auto",
+            interpolation="nearest",
+            extent=(0, len(image), LOWEST_MIDI + rows[0] - 0.5, LOWEST_MIDI + rows[1] + 0.5),
+        )
+        octaves = [m for m in range(LOWEST_MIDI + rows[0], LOWEST_MIDI + rows[1] + 1) if m % 12 == 0]
+        axes.set_yticks(octaves, [note_name(m) for m in octaves])
+        axes.set_ylabel("pitch")
+        axes.set_title(label, loc="left")
+    bottom.set_xlabel("frame")
+    figure.colorbar(shown, ax=[top, bottom], shrink=0.6)
+    figure.suptitle(title)
+    figure.canvas.draw()
+    return np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()

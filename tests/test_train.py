@@ -34,15 +34,26 @@ def test_training_leaves_checkpoints_metrics_curves_and_an_offline_wandb_run(run
     assert (run / "csv" / "version_0" / "metrics.csv").is_file()
     wandb_runs = list((run / "wandb").glob("offline-run-*"))
     assert len(wandb_runs) == 1 and list(wandb_runs[0].glob("run-*.wandb"))
+    files = wandb_runs[0] / "files"
+    for name in ("hydra/config.yaml", "hydra/overrides.yaml", "metrics.json", "curves.png"):
+        assert (files / name).is_file(), name
+    assert len(list((files / "media" / "images" / "val").glob("piano_roll_*.png"))) == 3  # one per epoch
+    assert (run / "wandb" / "artifacts").is_dir(), "the model artifact is staged inside the run folder"
+    assert [row["epoch"] for row in metrics["history"]] == [1, 2, 3]
+    best = Path(metrics["best_checkpoint"]).name
+    assert best[:8] in ("epoch001", "epoch002", "epoch003") and not list((run / "checkpoints").glob("epoch000*"))
 
 
 @pytest.mark.slow
-def test_resuming_from_the_last_checkpoint_ends_at_the_same_epoch_count(run_env, tmp_path):
-    common = ["model=cnn_1layer", "data.preset=tiny", "logger=csv"]
+def test_resuming_from_the_last_checkpoint_ends_at_the_same_epoch_count_in_the_same_wandb_run(run_env, tmp_path):
+    common = ["model=cnn_1layer", "data.preset=tiny"]
     train(run_env, *common, "trainer.max_epochs=1", run=tmp_path / "first")
     last = tmp_path / "first" / "checkpoints" / "last.ckpt"
     train(run_env, *common, "trainer.max_epochs=3", f"ckpt_path={last}", run=tmp_path / "resumed")
     assert json.loads((tmp_path / "resumed" / "metrics.json").read_text())["epochs"] == 3
+    (first,) = (tmp_path / "first" / "wandb").glob("offline-run-*")
+    (resumed,) = (tmp_path / "resumed" / "wandb").glob("offline-run-*")
+    assert first.name.rsplit("-", 1)[1] == resumed.name.rsplit("-", 1)[1]
 
 
 @pytest.mark.parametrize(
