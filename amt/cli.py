@@ -376,7 +376,7 @@ def _transcribe(args: argparse.Namespace) -> None:
 
 
 def _transcribe_all(args: argparse.Namespace, outputs: list[Outputs]) -> None:
-    from amt.transcribe import TranscribeSettings, transcribe_file
+    from amt.transcribe import TranscribeSettings, score_line, transcribe_file
 
     run = _model_run(args, _load(args), [args.decoder] if args.decoder else None)
     settings = TranscribeSettings(
@@ -400,15 +400,8 @@ def _transcribe_all(args: argparse.Namespace, outputs: list[Outputs]) -> None:
             written = [out.midi, out.csv] + ([out.png] if settings.plot else [])
             console.print(f"{audio}: {len(result.events)} notes → {', '.join(map(str, written))}", soft_wrap=True)
             if result.reference is not None:
-                from amt.metrics import score
-
-                metrics = score(result.reference, result.events, result.frames.times).metrics()
-                console.print(
-                    f"  against {args.labels}: note F1 {metrics['note_f1']:.3f} (with offsets "
-                    f"{metrics['note_offset_f1']:.3f}), frame F1 {metrics['frame_f1']:.3f}, "
-                    f"re-attacks/note {metrics['reattacks_per_note']:.3f}",
-                    soft_wrap=True,
-                )
+                scores = score_line(result.reference, result.events, result.frames)
+                console.print(f"  against {args.labels}: {scores}", soft_wrap=True)
     if failed:
         raise AmtError(f"{failed} of {len(args.inputs)} inputs failed")
 

@@ -1,7 +1,9 @@
 """Piano-roll pictures of a transcription, alone or over the true notes (the report's Figures 10/11).
 
 Notes are drawn on the model's frame grid (pitch vs time), the grid every metric uses, so what the
-picture shows as a hit, a miss or a false note is exactly what the frame metrics count.
+picture shows as a hit, a miss or a false note is exactly what the frame metrics count; each note is
+outlined, so a repeated note reads as two. Colours are Okabe and Ito's, safe for colour-blind eyes;
+the picture grows with the recording's length and pitch range, and the pitch axis names the notes.
 """
 
 from __future__ import annotations
@@ -9,9 +11,10 @@ from __future__ import annotations
 import os
 
 import numpy as np
+from matplotlib.collections import PatchCollection
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
+from matplotlib.patches import Patch, Rectangle
 
 from amt.decode import Frames
 from amt.files import write_atomically
@@ -19,13 +22,22 @@ from amt.labels import LOWEST_MIDI, NUM_NOTES, note_name
 from amt.notes import NoteEvent, piano_roll
 
 EMPTY, NOTE, HIT, FALSE, MISS = range(5)
-COLOURS = ListedColormap(["white", "#1f4e9c", "#2a9d3a", "#d62728", "#f0a202"])
+COLOURS = ListedColormap(["white", "#0072B2", "#0072B2", "#D55E00", "#E69F00"])
+"""Empty, note, hit (blue), false note (vermillion), missed (orange): Okabe and Ito's palette."""
 LEGEND = {HIT: "hit (in both)", FALSE: "false note (predicted only)", MISS: "missed (true only)"}
 SHOWN_FIRST = np.array([EMPTY, MISS, FALSE, HIT, NOTE])
 """What a pooled pixel shows when its frames differ: the last of these present (a note over nothing,
 a hit over an error), so a long recording's structure stays visible."""
 MAX_COLUMNS = 2_400
 """Frames beyond this many are pooled, a few per pixel column, instead of being skipped by the image scaler."""
+NAMED_ROWS = 48
+"""Up to this many pitch rows, every white key is named on the pitch axis; beyond, every C."""
+
+
+def _size(seconds: float, rows: int, panels: int) -> tuple[float, float]:
+    """Inches: wider for longer recordings (a second ≈ 0.25 in, 10..48 in), taller for wider pitch ranges."""
+    width = float(np.clip(6 + seconds / 4, 10, 48))
+    return width, panels * float(np.clip(1.2 + rows * 0.1, 3, 8))
 
 
 def _pooled(image: np.ndarray) -> tuple[np.ndarray, int]:
@@ -64,11 +76,22 @@ def _draw(axes, image: np.ndarray, frames: Frames, rows: tuple[int, int], title:
         interpolation="nearest",
         extent=(start, end, LOWEST_MIDI + low - 0.5, LOWEST_MIDI + high + 0.5),
     )
-    octaves = [m for m in range(LOWEST_MIDI + low, LOWEST_MIDI + high + 1) if m % 12 == 0]
-    axes.set_yticks(octaves, [note_name(m) for m in octaves])
-    axes.grid(axis="y", color="0.85", linewidth=0.6)
+    pitches = range(LOWEST_MIDI + low, LOWEST_MIDI + high + 1)
+    named = [m for m in pitches if (m % 12 in (0, 2, 4, 5, 7, 9, 11) if high - low < NAMED_ROWS else m % 12 == 0)]
+    axes.set_yticks(named, [note_name(m) for m in named], fontsize=7 if high - low < NAMED_ROWS else 9)
+    axes.set_yticks([m for m in pitches if m % 12 == 0], minor=True)
+    axes.grid(axis="y", which="minor", color="0.8", linewidth=0.6)
     axes.set_ylabel("pitch")
     axes.set_title(title, loc="left")
+
+
+def _outline(axes, events: list[NoteEvent], rows: tuple[int, int]) -> None:
+    """A thin outline around every note, so notes that touch (a repeated note) stay apart."""
+    low, high = LOWEST_MIDI + rows[0], LOWEST_MIDI + rows[1]
+    boxes = [
+        Rectangle((e.onset_s, e.pitch - 0.45), e.offset_s - e.onset_s, 0.9) for e in events if low <= e.pitch <= high
+    ]
+    axes.add_collection(PatchCollection(boxes, facecolor="none", edgecolor="0.15", linewidth=0.5))
 
 
 def _save(figure: Figure, path: str | os.PathLike) -> None:
@@ -81,27 +104,34 @@ def plot_transcription(
     path: str | os.PathLike,
     title: str = "",
     reference: list[NoteEvent] | None = None,
+    scores: str = "",
 ) -> None:
     """Write a PNG piano roll of ``events``; with ``reference`` notes, predicted over true, coloured
-    by hits, false notes and misses, on the frames the model saw."""
+    by hits, false notes and misses, on the frames the model saw, with ``scores`` in the title."""
     predicted = piano_roll(events, frames.times).astype(bool)
+    seconds = float(frames.times[-1]) if len(frames.times) else 0.0
     if reference is None:
-        figure = Figure(figsize=(12, 4), layout="constrained")
+        rows = _pitch_rows(predicted)
+        figure = Figure(figsize=_size(seconds, rows[1] - rows[0], 1), layout="constrained")
         axes = figure.subplots()
-        _draw(axes, np.where(predicted, NOTE, EMPTY), frames, _pitch_rows(predicted), f"{title}: transcription")
+        _draw(axes, np.where(predicted, NOTE, EMPTY), frames, rows, f"{title}: transcription, {len(events)} notes")
+        _outline(axes, events, rows)
     else:
         true = piano_roll(reference, frames.times).astype(bool)
         rows = _pitch_rows(predicted, true)
-        figure = Figure(figsize=(12, 7), layout="constrained")
+        figure = Figure(figsize=_size(seconds, rows[1] - rows[0], 2), layout="constrained")
         top, bottom = figure.subplots(2, 1, sharex=True)
         hits = predicted & true
-        _draw(top, np.select([hits, predicted], [HIT, FALSE], EMPTY), frames, rows, f"{title}: predicted")
-        _draw(bottom, np.select([hits, true], [HIT, MISS], EMPTY), frames, rows, f"{title}: true notes")
+        _draw(top, np.select([hits, predicted], [HIT, FALSE], EMPTY), frames, rows, f"predicted, {len(events)} notes")
+        _draw(bottom, np.select([hits, true], [HIT, MISS], EMPTY), frames, rows, f"true, {len(reference)} notes")
+        _outline(top, events, rows)
+        _outline(bottom, reference, rows)
         figure.legend(
             handles=[Patch(color=COLOURS.colors[k], label=label) for k, label in LEGEND.items()],
-            loc="outside upper right",
+            loc="outside lower center",
             ncols=3,
         )
+        figure.suptitle(f"{title}: {scores}" if scores else title, x=0.01, ha="left")
         axes = bottom
     axes.set_xlabel("time (s)")
     _save(figure, path)

@@ -277,6 +277,17 @@ class TranscribeSettings:
         check_decoders([self.decoder])
 
 
+def score_line(reference: list[NoteEvent], events: list[NoteEvent], frames: Frames) -> str:
+    """A transcription's scores against the true notes, in one line."""
+    from amt.metrics import score
+
+    metrics = score(reference, events, frames.times).metrics()
+    return (
+        f"note F1 {metrics['note_f1']:.3f} (with offsets {metrics['note_offset_f1']:.3f}), "
+        f"frame F1 {metrics['frame_f1']:.3f}, re-attacks/note {metrics['reattacks_per_note']:.3f}"
+    )
+
+
 @dataclass(frozen=True)
 class Transcription:
     """The notes of one recording, the frames they were decoded from, and (when labels were given) the true notes."""
@@ -311,7 +322,8 @@ def transcribe_file(
         if settings.plot:
             from amt.plots import plot_transcription
 
-            plot_transcription(events, frames, outputs.png, title=audio.name, reference=reference)
+            scores = score_line(reference, events, frames) if reference is not None else ""
+            plot_transcription(events, frames, outputs.png, title=audio.name, reference=reference, scores=scores)
     except AmtError as error:
         if str(audio) in str(error):
             raise
