@@ -8,8 +8,9 @@ file packed for sharing (:func:`pack`). It holds tensors and plain values only, 
 * the architecture: the ``model_config`` hyperparameter when the checkpoint saves one, else the
   model section of the run's composed Hydra config: ``NAME.yaml`` beside ``NAME.ckpt``, or the
   training run's ``.hydra/config.yaml`` (``RUN/checkpoints/NAME.ckpt`` → ``RUN/.hydra/config.yaml``).
-  That config also says whether the model read log-compressed spectra. A context model's config
-  holds its frame grid (``hop``);
+  A context model's config holds its frame grid (``hop``);
+* how a window model's spectra were transformed (log-compressed, standardised with the training
+  split's statistics: :data:`SPECTRA_STATE_KEY`; older checkpoints: the train config);
 * the decoder settings ``amt tune --save`` stored (:data:`DECODER_CONFIG_KEY`).
 """
 
@@ -24,11 +25,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from amt.audio import WINDOW_SIZE
 from amt.decode import DecoderConfig
 from amt.errors import AmtError
 from amt.files import write_atomically
-from amt.grid import FrameGrid
+from amt.grid import WINDOW_SIZE, FrameGrid
 from amt.models.base import TranscriptionModel
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ CNN_MULTI_CHECKPOINT = WEIGHTS / "cnn_multi.ckpt"
 DECODER_CONFIG_KEY = "decoder_config"
 """Where a checkpoint's hyperparameters keep its tuned decoder settings."""
 KEPT_WHEN_PACKED = ("model_config", DECODER_CONFIG_KEY)
+"""The hyperparameters a packed checkpoint keeps: what :func:`load` reads."""
 SPECTRA_STATE_KEY = "SpectraDataModule"
 """Where Lightning saves :meth:`amt.data.datamodule.SpectraDataModule.state_dict` (under the class's name):
 whether the spectra were log-compressed and standardised, and the training split's statistics."""
@@ -49,7 +50,6 @@ AMT_MODELS = "amt.models."
 """The only ``_target_`` prefix a checkpoint's model config may name."""
 RESUME_KEYS = ("optimizer_states", "loops", "epoch")
 """What a checkpoint needs to resume training (``ckpt_path=``); a packed model lacks them."""
-"""The hyperparameters a packed checkpoint keeps: what :func:`load` reads."""
 
 
 class Preprocessed(TranscriptionModel):

@@ -240,7 +240,7 @@ def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
 
 
 def _hop(text: str) -> int:
-    from amt.audio import WINDOW_SIZE
+    from amt.grid import WINDOW_SIZE
 
     return _whole(1, WINDOW_SIZE)(text)
 

@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 from rich.progress import Progress
 
-from amt.audio import WINDOW_SIZE
 from amt.data.recordings import SPLITS
 from amt.errors import AmtError
 from amt.files import staging_folder
+from amt.grid import WINDOW_SIZE
 from amt.labels import MIDI_WIDTH
 
 log = logging.getLogger(__name__)

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from amt.audio import SAMPLE_RATE
 from amt.data.render import Room, Track
 from amt.errors import AmtError
+from amt.grid import SAMPLE_RATE
 from amt.labels import HIGHEST_MIDI, LOWEST_MIDI, MusicNetLabels
 
 # --- instruments and ensembles -----------------------------------------------------------------

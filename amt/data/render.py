@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from amt.audio import SAMPLE_RATE
 from amt.errors import AmtError
+from amt.grid import SAMPLE_RATE
 
 SOUNDFONT_ENV = "AMT_SOUNDFONT"
 SYSTEM_SOUNDFONTS = (
