@@ -21,6 +21,7 @@ import csv
 import json
 import logging
 import math
+import re
 import statistics
 import sys
 import time
@@ -34,6 +35,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from hydra.experimental.callback import Callback  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from amt.files import write_atomically  # noqa: E402
@@ -100,6 +102,15 @@ def _mean_std(values: Sequence[float]) -> str:
     return f"{statistics.mean(values):.4g} ± {statistics.stdev(values):.2g}"
 
 
+LONG_NUMBER = re.compile(r"(?<==)(-?\d+\.\d{5,}(?:[eE]-?\d+)?|-?\d\.\d+[eE]-?\d+)")
+"""A number in a setting with more digits than a reader needs (Optuna draws 17 of them)."""
+
+
+def readable(setting: str) -> str:
+    """A setting for people: ``optimizer.lr=0.00012345678901234`` → ``optimizer.lr=0.0001235``."""
+    return LONG_NUMBER.sub(lambda match: f"{float(match.group(1)):.4g}", setting)
+
+
 def by_setting(jobs: Sequence[JobResult]) -> dict[str, list[JobResult]]:
     groups: dict[str, list[JobResult]] = defaultdict(list)
     for job in jobs:
@@ -122,7 +133,7 @@ def summary_markdown(jobs: Sequence[JobResult], title: str) -> str:
         done = [job for job in group if job.status == "done"]
         cells = [_mean_std([float(job.metrics[c]) for job in done if c in job.metrics]) for c in COLUMNS]
         seeds = ",".join(str(job.seed) for job in done) or "–"
-        lines.append(f"| {setting} | {seeds} | {len(group) - len(done)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {readable(setting)} | {seeds} | {len(group) - len(done)} | " + " | ".join(cells) + " |")
     errors = [job for job in jobs if job.status == "failed"]
     if errors:
         lines += ["", "Failed jobs:", ""] + [
@@ -154,11 +165,15 @@ def _numeric_axis(settings: Sequence[str]) -> tuple[str, list[float]] | None:
         return None
 
 
+MAX_LEGEND = 12
+"""Settings named in the curves' legend; a search with more trials shows its curves unlabelled."""
+
+
 def plot_results(jobs: Sequence[JobResult], path: Path, title: str) -> None:
     """AP per setting (mean ± std over seeds) and each setting's mean validation AP per epoch."""
     groups = {s: [j for j in g if j.status == "done"] for s, g in by_setting(jobs).items()}
     groups = {s: g for s, g in groups.items() if g}
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(14, 4.2))
     settings = list(groups)
     numeric = _numeric_axis(settings)
     order = sorted(range(len(settings)), key=lambda i: numeric[1][i]) if numeric else range(len(settings))
@@ -171,7 +186,7 @@ def plot_results(jobs: Sequence[JobResult], path: Path, title: str) -> None:
     if numeric:
         left.set_xlabel(numeric[0])
     else:
-        left.set_xticks(positions, [settings[i] for i in order], rotation=20, ha="right", fontsize=8)
+        left.set_xticks(positions, [readable(settings[i]) for i in order], rotation=20, ha="right", fontsize=8)
     left.set_ylabel("micro average precision")
     left.grid(alpha=0.3)
     left.legend()
@@ -180,12 +195,13 @@ def plot_results(jobs: Sequence[JobResult], path: Path, title: str) -> None:
         length = min((len(c) for c in curves), default=0)
         if length:
             mean = [statistics.mean(c[e] for c in curves) for e in range(length)]
-            right.plot(range(1, length + 1), mean, "-o", markersize=3, label=setting)
+            right.plot(range(1, length + 1), mean, "-o", markersize=3, label=readable(setting))
     right.set_xlabel("epoch")
     right.set_ylabel("val AP (mean over seeds)")
+    right.xaxis.set_major_locator(MaxNLocator(integer=True))
     right.grid(alpha=0.3)
-    if settings:
-        right.legend(fontsize=7)
+    if 0 < len(settings) <= MAX_LEGEND:
+        right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)  # beside, not over
     figure.suptitle(title)
     figure.tight_layout()
     write_atomically(path, ".png", lambda tmp: figure.savefig(tmp, format="png", dpi=120))

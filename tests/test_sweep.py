@@ -169,3 +169,23 @@ def test_a_study_runs_in_parallel_keeps_going_past_a_failed_job_and_skips_finish
     assert second.returncode == 1
     assert (second.stdout + second.stderr).count("finished in an earlier run of this sweep: skipped") == 4
     assert "6 jobs, 2 failed" in (sweep_dir / "results.md").read_text()
+
+
+def test_settings_drawn_by_a_search_read_with_a_few_digits(tmp_path):
+    from amt.results import readable
+
+    assert readable("optimizer.lr=0.00012345678901234 model.dropout=0.30000000000000004") == (
+        "optimizer.lr=0.0001235 model.dropout=0.3"
+    )
+    assert (
+        readable("optimizer.lr=1.2345678e-05 seed=0 model.dropout=0.5")
+        == "optimizer.lr=1.235e-05 seed=0 model.dropout=0.5"
+    )
+    start = time.time() - 1
+    for number, lr in enumerate((0.00012345678901234, 0.0009876543210987)):
+        metrics = {"best/val_ap": 0.5 + number / 10, "test/ap": 0.5, "train/ap": 0.6, "epochs": 2}
+        write_job(tmp_path, number, ["seed=0", f"optimizer.lr={lr}"], metrics)
+    jobs = collect_jobs(tmp_path, since=start)
+    table = summary_markdown(jobs, "study search")
+    assert "| optimizer.lr=0.0001235 |" in table and "0.00012345678901234" not in table
+    assert write_results(jobs, tmp_path, "study search")["png"].is_file()
