@@ -93,6 +93,10 @@ class World:
         return folder
 
 
+MOUNTS = ("read-only", "small", "small-run")
+"""The tmpfs folders the cases mount inside ``--work`` (unmounted when the matrix ends)."""
+
+
 def mount(folder: Path, options: str) -> bool:
     folder.mkdir(parents=True, exist_ok=True)
     subprocess.run(["umount", str(folder)], capture_output=True)
@@ -461,9 +465,13 @@ def main() -> None:
             capture_output=True,
         )
     rows = []
-    for case in cases(world):
-        rows.append(classify(case, world))
-        print(f"{rows[-1]['verdict']:>8}  {case.name}", file=sys.stderr, flush=True)
+    try:
+        for case in cases(world):
+            rows.append(classify(case, world))
+            print(f"{rows[-1]['verdict']:>8}  {case.name}", file=sys.stderr, flush=True)
+    finally:
+        for name in MOUNTS:
+            subprocess.run(["umount", str(world.work / name)], capture_output=True)
     print("| kind | case | exit | verdict | last line |\n| --- | --- | --- | --- | --- |")
     for row in rows:
         print(f"| {row['kind']} | {row['case']} | {row['exit']} | {row['verdict']} | `{row['message']}` |")
