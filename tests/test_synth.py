@@ -237,3 +237,21 @@ def test_a_split_rerendered_in_an_unseen_hall_keeps_the_notes_and_changes_the_so
         assert len(after) == len(before) and not np.allclose(after, before, atol=1e-3)
     with pytest.raises(AmtError, match="unknown split"):
         synth.rerender_split("tiny", 0, "dev", find_soundfont(), tmp_path / "x")
+
+
+@pytest.mark.skipif(fluidsynth_problem() is not None, reason="needs FluidSynth to reach the soundfont check")
+def test_evaluation_only_soundfonts_never_render_training_or_validation_recordings(tmp_path, monkeypatch):
+    monkeypatch.delenv("AMT_SOUNDFONT", raising=False)
+    timgm, musescore = tmp_path / "TimGM6mb.sf2", tmp_path / "MuseScore_General.sf3"
+    for path in (timgm, musescore):
+        path.write_bytes(b"a soundfont amt must not train on")
+    (tmp_path / "default-GM.sf2").symlink_to(timgm)  # Debian's default link may point at one
+    for soundfont in (timgm, musescore, tmp_path / "default-GM.sf2"):
+        with pytest.raises(AmtError, match="an evaluation-only soundfont; it renders test sets only"):
+            build(tmp_path / "corpus", soundfont=soundfont)
+    for split in ("train", "valid"):
+        with pytest.raises(AmtError, match="evaluation-only"):
+            synth.rerender_split("tiny", 0, split, musescore, tmp_path / f"rerendered-{split}")
+        assert not (tmp_path / f"rerendered-{split}").exists()
+    monkeypatch.setattr(render, "SYSTEM_SOUNDFONTS", (str(tmp_path / "default-GM.sf2"),))
+    assert render.find_soundfont() is None  # passed over as a default: the harmonic fallback says so

@@ -32,8 +32,18 @@ SYSTEM_SOUNDFONTS = (
     "/usr/share/sounds/sf2/default-GM.sf2",
     "/usr/share/soundfonts/default.sf2",  # Debian's alternatives link, Fedora, Arch
     "/usr/share/soundfonts/FluidR3_GM.sf2",
-    "/usr/share/sounds/sf2/TimGM6mb.sf2",  # Debian timgm6mb-soundfont
 )
+EVALUATION_ONLY = ("timgm6mb", "musescore_general")
+"""Soundfonts that only ever render evaluation sets (file names, lower case, without suffix): they
+never render a training or validation recording, so no model is trained or chosen on their timbres.
+A system default (Debian's ``default-GM.sf2`` link) that resolves to one of them is passed over."""
+
+
+def evaluation_only(soundfont: Path) -> bool:
+    """Whether ``soundfont`` (a link is followed) is one of :data:`EVALUATION_ONLY`."""
+    return Path(soundfont).resolve().stem.lower() in EVALUATION_ONLY
+
+
 FLUIDSYNTH_GAIN = 0.4
 """Synth gain; the float output cannot clip, and recordings are peak-normalised afterwards."""
 
@@ -104,7 +114,7 @@ def find_soundfont(explicit: str | os.PathLike | None = None) -> Path | None:
         path = Path(named).expanduser()
         return path.resolve() if path.is_file() else None
     for candidate in SYSTEM_SOUNDFONTS:
-        if Path(candidate).is_file():
+        if Path(candidate).is_file() and not evaluation_only(Path(candidate)):
             return Path(candidate).resolve()
     return None
 
@@ -118,12 +128,13 @@ def fluidsynth_problem() -> str | None:
     return None
 
 
-def choose_renderer(soundfont: str | os.PathLike | None = None) -> Renderer:
+def choose_renderer(soundfont: str | os.PathLike | None = None, evaluation: bool = False) -> Renderer:
     """FluidSynth with the soundfont found by :func:`find_soundfont`, else the harmonic synthesiser.
 
     Falling back from the system's default soundfont warns exactly once, naming what is missing: the
     corpus is then built, but sounds less like real instruments. A soundfont the user named (argument
     or ``$AMT_SOUNDFONT``) is never silently replaced: without it, or without FluidSynth, it is an error.
+    An :data:`EVALUATION_ONLY` soundfont renders only what is marked ``evaluation`` (a test split).
     """
     named = soundfont or os.environ.get(SOUNDFONT_ENV)
     problem = fluidsynth_problem()
@@ -131,6 +142,11 @@ def choose_renderer(soundfont: str | os.PathLike | None = None) -> Renderer:
     if named and found is None:
         reason = problem or "no such file"
         raise AmtError(f"{named}: cannot render with this soundfont ({reason})")
+    if found is not None and evaluation_only(found) and not evaluation:
+        raise AmtError(
+            f"{named}: an evaluation-only soundfont; it renders test sets only, never a training or "
+            "validation recording (so no model is trained or chosen on it)"
+        )
     if problem is None and found is None:
         problem = (
             f"no General MIDI soundfont at {', '.join(SYSTEM_SOUNDFONTS)} (set ${SOUNDFONT_ENV} or pass soundfont=)"

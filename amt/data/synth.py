@@ -480,7 +480,7 @@ def rerender_split(
         raise AmtError(f"unknown synth corpus preset {preset!r}; presets: {', '.join(PRESETS)}")
     if split not in SPLITS:
         raise AmtError(f"unknown split {split!r} (choose from: {', '.join(SPLITS)})")
-    renderer = choose_renderer(soundfont)
+    renderer = choose_renderer(soundfont, evaluation=split == "test")
     if renderer.soundfont is None:
         raise AmtError(f"cannot render with {soundfont}: FluidSynth or the soundfont is missing")
     out = Path(out)
