@@ -12,7 +12,7 @@ ARGS    ?=
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-install: $(STAMP)  ## create .venv/ and install amt (editable) with dev tools, plus FluidSynth where apt-get works
+install: $(STAMP)  ## create .venv/ and install amt (editable) with every extra and the dev tools, plus FluidSynth where apt-get works
 
 # torch 2.13.0 goes in first, from the local CPU wheel, and stays pinned by constraints.txt,
 # so that nothing later lets pip pull a multi-GB CUDA build.

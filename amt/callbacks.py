@@ -1,5 +1,6 @@
 """Callbacks for cross-cutting training work: per-epoch history and log lines, the loss/AP curves
-figure, the progress bar, and the best-checkpoint tracking that survives a resume into a new run folder.
+figure, the progress bar, the best-checkpoint tracking that survives a resume into a new run folder,
+and CPU threads that follow what other programs leave idle.
 
 Epochs are counted from 1 everywhere a person reads them: the progress bar, the log lines,
 ``metrics.json``, ``curves.png`` and checkpoint names (Lightning counts from 0 inside).
@@ -18,6 +19,7 @@ import matplotlib
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 
 from amt.files import write_atomically
+from amt.threads import CpuLoad, ThreadSettings
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -209,3 +211,26 @@ class BestCheckpoint(ModelCheckpoint):
     def _remove_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
         if Path(filepath).parent == Path(self.dirpath):
             super()._remove_checkpoint(trainer, filepath)
+
+
+class CpuThreads(L.Callback):
+    """Torch's CPU threads from :class:`~amt.threads.ThreadSettings`: set when fitting starts, then
+    again at every training epoch from the load other programs put on the machine during the last one,
+    so a run gives way to a program that starts beside it and takes the cores back when it ends."""
+
+    def __init__(self, settings: ThreadSettings):
+        self.settings = settings
+        self.load = CpuLoad()
+        self.threads: int | None = None
+
+    def _apply(self, wait: bool = False) -> None:
+        threads = self.settings.apply(self.load, wait)
+        if threads != self.threads:
+            log.info("%d CPU thread(s) (threads.intra_op=%s)", threads, self.settings.intra_op)
+        self.threads = threads
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._apply(wait=True)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._apply()  # epochs shorter than a measurement add up until one is long enough

@@ -1,12 +1,15 @@
-"""The ``amt`` command: data preparation, baselines, transcription and evaluation (training is ``python train.py``).
+"""The ``amt`` command: data preparation, baselines, training, studies, transcription and evaluation.
 
 Each sub-command is a handler (``_transcribe``, …) with its parser beside it (``_add_transcribe``);
-:func:`build_parser` puts them together in the order ``amt --help`` lists them.
+:func:`build_parser` puts them together in the order ``amt --help`` lists them. ``amt train`` and
+``amt sweep`` take Hydra overrides instead of flags, so :func:`main` hands them to Hydra unparsed.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import logging
 import signal
 import sys
@@ -260,7 +263,7 @@ def _thresholds(text: str) -> tuple[float, ...]:
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ckpt", type=Path, default=None, help="train.py checkpoint (default: the bundled model)")
+    parser.add_argument("--ckpt", type=Path, default=None, help="a training checkpoint (default: the bundled model)")
     parser.add_argument(
         "--hop",
         type=_hop,
@@ -270,6 +273,18 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch-size", type=_whole(1, 1 << 20), default=1024, help="windows per forward pass")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument(
+        "--threads",
+        type=_threads,
+        default="auto",
+        help="CPU threads: auto (the cores other programs leave idle, at least 1) or a number (default: auto)",
+    )
+
+
+def _threads(text: str) -> int | str:
+    if text == "auto" or (text.isdigit() and int(text) >= 1):
+        return text if text == "auto" else int(text)
+    raise argparse.ArgumentTypeError(f"expected auto or a whole number from 1, got {text!r}")
 
 
 def _add_decoder_options(parser: argparse.ArgumentParser) -> None:
@@ -308,8 +323,12 @@ def _decoder_config(args: argparse.Namespace, checkpoint: Checkpoint) -> Decoder
 def _model_run(args: argparse.Namespace, checkpoint: Checkpoint, decoders: Sequence[str] | None) -> ModelRun:
     """The checkpoint's model with ``decoders`` (None: the model's default decoder), on its frame grid."""
     from amt.decode import default_decoder
+    from amt.threads import ThreadSettings, usable_cores
     from amt.transcribe import ModelRun, resolve_device
 
+    threads = ThreadSettings(intra_op=args.threads).apply(args.cpu_load, wait=True)
+    if threads < usable_cores() and args.threads == "auto":
+        logging.getLogger("amt").info("other programs keep the CPU busy: %d of %d cores used", threads, usable_cores())
     return ModelRun(
         checkpoint.model,
         checkpoint.grid(args.hop),
@@ -505,13 +524,75 @@ def _add_tune(commands: Commands) -> None:
 # --- the command ---------------------------------------------------------------------------------
 
 
+HYDRA_COMMANDS = {
+    "train": ("amt.train", "fit a model with Hydra overrides (amt train model=cnn_multi; amt train --help)"),
+    "sweep": ("amt.sweep", "run a study of training runs (amt sweep -m study=dropout; amt sweep --help)"),
+}
+"""Sub-commands configured by Hydra: name → (module whose ``command()`` runs it, help line)."""
+
+
+def _add_hydra_commands(commands: Commands) -> None:
+    """Listed in ``amt --help``; :func:`main` hands their arguments to Hydra before argparse sees them."""
+    for name, (_, help_line) in HYDRA_COMMANDS.items():
+        commands.add_parser(name, help=help_line, add_help=False)
+
+
+EXTRAS = {
+    "lightning": "train",
+    "wandb": "train",
+    "hydra-joblib-launcher": "sweep",
+    "hydra-optuna-sweeper": "sweep",
+    "music21": "corpus",
+    "fluidsynth": "corpus",
+}
+"""Packages only an extra installs (top-level import name → extra), for a one-line error naming the extra."""
+
+SWEEP_PLUGINS = {
+    "hydra_plugins.hydra_joblib_launcher": "hydra-joblib-launcher",
+    "hydra_plugins.hydra_optuna_sweeper": "hydra-optuna-sweeper",
+}
+"""Hydra finds its plugins by scanning, so a missing one is an unreadable config error, not an ImportError."""
+
+
+def _check_sweep_plugins() -> None:
+    for module, package in SWEEP_PLUGINS.items():
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # no hydra_plugins package at all
+            found = False
+        if not found:
+            raise ModuleNotFoundError(f"{package} is not installed", name=package)
+
+
+def _missing_extra(error: ModuleNotFoundError) -> str | None:
+    """The pip command that installs what ``error`` found missing, when an amt extra provides it."""
+    extra = EXTRAS.get((error.name or "").split(".")[0])
+    return f"{error.name} is not installed: pip install 'amt[{extra}]'" if extra else None
+
+
+def _hydra_command(name: str, overrides: Sequence[str]) -> int:
+    """Run ``amt train``/``amt sweep``: Hydra reads the overrides from ``sys.argv``."""
+    try:
+        if name == "sweep":
+            _check_sweep_plugins()
+        module = importlib.import_module(HYDRA_COMMANDS[name][0])
+    except ModuleNotFoundError as error:
+        if (message := _missing_extra(error)) is None:
+            raise
+        print(f"amt: error: amt {name} needs more packages: {message}", file=sys.stderr)
+        return 2
+    sys.argv = [f"amt {name}", *overrides]
+    module.command()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from amt import __version__
 
     parser = argparse.ArgumentParser(prog="amt", description="Automatic music transcription.")
     parser.add_argument("--version", action="version", version=f"amt {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_data, _add_baseline, _add_transcribe, _add_evaluate, _add_tune):
+    for add in (_add_data, _add_baseline, _add_hydra_commands, _add_transcribe, _add_evaluate, _add_tune):
         add(commands)
     return parser
 
@@ -522,7 +603,14 @@ def _stop(signum: int, frame) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in HYDRA_COMMANDS:
+        return _hydra_command(argv[0], argv[1:])
+    from amt.threads import CpuLoad
+
+    cpu_load = CpuLoad()  # measured while torch loads, for --threads auto
     args = build_parser().parse_args(argv)
+    args.cpu_load = cpu_load
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     run: Callable[[argparse.Namespace], None] = args.run
     previous = signal.signal(signal.SIGTERM, _stop)
@@ -530,6 +618,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         run(args)
     except AmtError as error:
         print(f"amt: error: {error}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as error:
+        if (message := _missing_extra(error)) is None:
+            raise
+        print(f"amt: error: amt {args.command} needs more packages: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("amt: interrupted; nothing half-written was left behind", file=sys.stderr)

@@ -11,7 +11,11 @@ from omegaconf import OmegaConf
 
 from amt.errors import AmtError
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+"""The Hydra configs: the repository's top-level ``conf/`` (``amt/conf`` links to it), copied into the wheel."""
+
+SWEEP_GROUPS = ("study", "scale")
+"""Config groups only a sweep reads: what a study varies, and at what size."""
 
 MOVED_CHOICES = {"experiment": {"seed/": ("report/", "the report's experiments")}}
 """Config folders that moved: group → old prefix → (new prefix, what is there now), for one clear line."""
@@ -36,8 +40,9 @@ def check_moved_choices(overrides: Sequence[str]) -> None:
                 raise AmtError(f"{override}: {what} moved to {group}={moved}")
 
 
-def check_group_choices(overrides: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
-    """Refuse ``group=name`` overrides whose yaml does not exist, listing the valid names.
+def check_group_choices(overrides: Sequence[str], conf_dir: Path = CONF_DIR, command: str = "sweep") -> None:
+    """Refuse ``group=name`` overrides whose yaml does not exist, listing the valid names, and (for
+    ``command="train"``) the groups only a sweep reads.
 
     Only plain choices are checked (``model=lstm``, ``experiment=report/cnn_multi``); sweeps
     (``model=a,b``), appends and deletions are left to Hydra, except a choice from a moved folder
@@ -47,6 +52,8 @@ def check_group_choices(overrides: Sequence[str], conf_dir: Path = CONF_DIR) -> 
     check_appended_keys(overrides, conf_dir)
     for override in overrides:
         key, sep, value = override.partition("=")
+        if command == "train" and key.lstrip("+~") in SWEEP_GROUPS:
+            raise AmtError(f"{override}: only a sweep reads {key.lstrip('+~')} (amt sweep -m {override})")
         if not sep or key.startswith(("+", "~", "hydra")) or any(c in value for c in ",()[]*"):
             continue
         group = conf_dir / key
@@ -137,4 +144,20 @@ def stage_epochs(total: int, stages: int) -> list[int]:
     return [max(1, total // stages + (1 if stage < total % stages else 0)) for stage in range(stages)]
 
 
+def group_options(command: str, conf_dir: Path = CONF_DIR) -> str:
+    """The config groups ``command`` reads and their choices, one group per line, for its ``--help``.
+
+    Registered as the resolver ``${amt.groups:COMMAND}``, used by ``hydra.help.template``: Hydra's own
+    list shows every group under conf/, the sweep-only ones in ``amt train --help`` too.
+    """
+    lines = []
+    for group in sorted(path for path in conf_dir.iterdir() if path.is_dir() and path.name != "hydra"):
+        if command == "train" and group.name in SWEEP_GROUPS:
+            continue
+        options = sorted(str(p.relative_to(group).with_suffix("")) for p in group.rglob("*.yaml"))
+        lines.append(f"{group.name}: {', '.join(options)}")
+    return "\n".join(lines)
+
+
 OmegaConf.register_new_resolver("amt.stages", stage_epochs, replace=True)
+OmegaConf.register_new_resolver("amt.groups", group_options, replace=True)

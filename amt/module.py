@@ -121,12 +121,12 @@ class TranscriptionModule(L.LightningModule):
         self._step(batch, self.test_ap, self.test_loss)
 
     def _log_epoch(self, stage: str, ap: Metric, mean_loss: Metric) -> None:
+        # The metric objects themselves: Lightning computes them (synced across processes by
+        # torchmetrics) and resets them, where a logged tensor would draw a sync_dist warning under DDP.
         if mean_loss.update_count:
-            self.log(f"{stage}/loss", mean_loss.compute(), prog_bar=stage != "test")
+            self.log(f"{stage}/loss", mean_loss, prog_bar=stage != "test")
         if ap.update_count:
-            self.log(f"{stage}/ap", ap.compute(), prog_bar=stage != "test")
-        ap.reset()
-        mean_loss.reset()
+            self.log(f"{stage}/ap", ap, prog_bar=stage != "test")
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train", self.train_ap, self.train_loss)

@@ -9,6 +9,8 @@ the sweep folder:
 * ``results.md``: one row per setting, mean ± standard deviation over its seeds, failed jobs counted,
 * ``results.png``: AP per setting (against the swept value when it is a number) and the mean
   validation AP curve of each setting,
+* ``search.png``, when more than one setting is swept (an Optuna search): the objective trial by
+  trial with the best so far, and the objective against each swept setting,
 
 and logs the table and the figure to W&B as one run of the sweep's group. Jobs are those whose
 folder Hydra (re)wrote during this multirun, so a folder left from an older, larger sweep under
@@ -39,7 +41,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from amt.files import write_atomically  # noqa: E402
-from amt.sweeps import FAILURE_FILE, METRICS_FILE, seed_of, setting_of  # noqa: E402
+from amt.jobs import FAILURE_FILE, METRICS_FILE, seed_of, setting_of  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -208,12 +210,64 @@ def plot_results(jobs: Sequence[JobResult], path: Path, title: str) -> None:
     plt.close(figure)
 
 
+def swept_values(job: JobResult) -> dict[str, str]:
+    """The job's setting as ``{key: value}``: ``model.dropout=0.3 optimizer.lr=0.001`` → two entries."""
+    return dict(part.split("=", 1) for part in job.setting.split() if "=" in part)
+
+
+def _numbers(values: Sequence[str]) -> list[float] | None:
+    try:
+        return [float(value) for value in values]
+    except ValueError:
+        return None
+
+
+def plot_search(jobs: Sequence[JobResult], path: Path, title: str, objective: str = "best/val_ap") -> None:
+    """The objective trial by trial (with the best so far), then against each swept setting: a number
+    on its own axis (logarithmic when it spans more than a factor of 10), a choice by its names."""
+    done = [job for job in jobs if job.status == "done" and objective in job.metrics]
+    keys = sorted({key for job in done for key in swept_values(job)})
+    figure, axes = plt.subplots(1, 1 + len(keys), figsize=(4.2 * (1 + len(keys)), 3.8), squeeze=False, sharey=True)
+    scores = [float(job.metrics[objective]) for job in done]
+    trials = range(1, len(done) + 1)
+    history = axes[0][0]
+    history.plot(trials, scores, "o", color="#0072B2", label="trial")
+    history.step(trials, [max(scores[: i + 1]) for i in range(len(scores))], where="post", color="#D55E00",
+                 label="best so far")  # fmt: skip
+    history.set_xlabel("trial")
+    history.set_ylabel(HEADINGS.get(objective, objective))
+    history.xaxis.set_major_locator(MaxNLocator(integer=True))
+    history.legend(fontsize=8)
+    for axis, key in zip(axes[0][1:], keys, strict=True):
+        present = [(swept_values(job)[key], score) for job, score in zip(done, scores, strict=True)
+                   if key in swept_values(job)]  # fmt: skip
+        numbers = _numbers([value for value, _ in present])
+        if numbers is not None:
+            axis.plot(numbers, [score for _, score in present], "o", color="#0072B2")
+            if min(numbers) > 0 and max(numbers) > 10 * min(numbers):
+                axis.set_xscale("log")
+        else:
+            names = sorted({value for value, _ in present})
+            axis.plot([names.index(value) for value, _ in present], [score for _, score in present], "o")
+            axis.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
+        axis.set_xlabel(key)
+    for axis in axes[0]:
+        axis.grid(alpha=0.3)
+    figure.suptitle(f"{title}: {len(done)} trials")
+    figure.tight_layout()
+    write_atomically(path, ".png", lambda tmp: figure.savefig(tmp, format="png", dpi=120))
+    plt.close(figure)
+
+
 def write_results(jobs: Sequence[JobResult], sweep_dir: Path, title: str) -> dict[str, Path]:
     paths = {"csv": sweep_dir / "results.csv", "md": sweep_dir / "results.md", "png": sweep_dir / "results.png"}
     write_csv(jobs, paths["csv"])
     markdown = summary_markdown(jobs, title)
     write_atomically(paths["md"], ".md", lambda tmp: Path(tmp).write_text(markdown))
     plot_results(jobs, paths["png"], title)
+    if len({key for job in jobs for key in swept_values(job)}) > 1:
+        paths["search"] = sweep_dir / "search.png"
+        plot_search(jobs, paths["search"], title)
     return paths
 
 
@@ -237,7 +291,9 @@ def log_to_wandb(jobs: Sequence[JobResult], paths: dict[str, Path], config: Dict
     )
     columns = ["job", "status", "setting", "seed", *COLUMNS, "error"]
     rows = [[j.job, j.status, j.setting, j.seed, *(j.metrics.get(c) for c in COLUMNS), j.error] for j in jobs]
-    run.log({"results": wandb.Table(columns=columns, data=rows), "results_plot": wandb.Image(str(paths["png"]))})
+    plots = {"results_plot": "png", "search_plot": "search"}
+    images = {key: wandb.Image(str(paths[name])) for key, name in plots.items() if name in paths}
+    run.log({"results": wandb.Table(columns=columns, data=rows), **images})
     run.finish()
 
 

@@ -12,6 +12,9 @@ steady-state rate (the first steps of every run are warm-up and not timed). Repo
 * inference windows/s at batch 1024,
 * what a batch costs to fetch: one tensor gather (the project's ``SpectraDataset``) against 32
   ``__getitem__`` calls and the default collate,
+* the same training step and inference on a busy machine (``--busy``): with that many busy
+  processes beside it against idle, in the same run, for torch's default thread count and for
+  amt's ``auto`` threads (:mod:`amt.threads`), so the slowdown each suffers reads as a ratio,
 * transcription speed (``--rtf-minutes``): the real-time factor (audio seconds per wall-clock
   second) of :func:`~amt.transcribe.transcribe_file` on a synthesised recording, end to end from
   the wav file to the MIDI file and note csv, for the bundled cnn_multi at the report's hop and at a
@@ -26,9 +29,12 @@ and noisy.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import logging
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -50,6 +56,7 @@ from amt.grid import FrameGrid
 from amt.labels import NUM_NOTES
 from amt.models.cnn import CNN1Layer, CNNMulti, SameConv1d
 from amt.module import TranscriptionModule
+from amt.threads import CpuLoad, ThreadSettings, usable_cores
 from amt.transcribe import Outputs, TranscribeSettings, transcribe_file
 
 EPOCH_WINDOWS = 62_500
@@ -183,6 +190,36 @@ def with_torch_convs(model: nn.Module) -> nn.Module:
     return model
 
 
+@contextlib.contextmanager
+def busy_processes(count: int):
+    """``count`` processes spinning on a core each, as a user's other programs would, until the block ends."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        time.sleep(0.5)  # started and spinning
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+
+
+def under_load(
+    repeats: int, busy: int, settings: dict[str, ThreadSettings], measures: dict[str, Callable[[], float]]
+) -> dict[tuple[str, str, str], list[float]]:
+    """Every measure with every thread setting, idle and beside ``busy`` busy processes, interleaved:
+    ``(measure, setting, "idle" | "busy")`` → one figure per repeat."""
+    samples: dict[tuple[str, str, str], list[float]] = {}
+    for _ in range(repeats):
+        for state in ("idle", "busy"):
+            with busy_processes(busy) if state == "busy" else contextlib.nullcontext():
+                for setting_name, setting in settings.items():
+                    threads = setting.apply(CpuLoad(), wait=True)
+                    samples.setdefault(("threads", setting_name, state), []).append(threads)
+                    for measure_name, measure in measures.items():
+                        samples.setdefault((measure_name, setting_name, state), []).append(measure())
+    return samples
+
+
 def timed(repeats: int, runs: dict[str, Callable[[], float]]) -> dict[str, list[float]]:
     """Each run ``repeats`` times, interleaved, so load from other processes hits them alike."""
     samples: dict[str, list[float]] = {name: [] for name in runs}
@@ -205,6 +242,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reference", action="store_true", help="also time the bare loop with nn.Conv1d")
     parser.add_argument(
         "--rtf-minutes", type=float, default=5.0, help="length of the recording transcribed (default 5; 0 skips)"
+    )
+    parser.add_argument(
+        "--busy", type=int, default=1, help="busy processes beside the busy-machine rows (default 1; 0 skips them)"
     )
     args = parser.parse_args(argv)
     if args.steps <= WARMUP_STEPS:
@@ -238,6 +278,22 @@ def main(argv: list[str] | None = None) -> None:
         },
     )
     inference = timed(args.repeats, {"inference": lambda: windows_per_second_inference(fresh_model(), spectra)})
+    threads = torch.get_num_threads()
+    loaded = {}
+    if args.busy > 0:
+        loaded = under_load(
+            args.repeats,
+            args.busy,
+            {
+                f"{usable_cores()} threads (torch)": ThreadSettings(usable_cores()),
+                "auto threads (amt)": ThreadSettings(),
+            },
+            {
+                "train ms/step": lambda: 1e3 * seconds_per_step_bare(fresh_model(), loader),
+                "inference windows/s": lambda: windows_per_second_inference(fresh_model(), spectra),
+            },
+        )
+        torch.set_num_threads(threads)
     rtf: dict[str, list[float]] = {}
     if args.rtf_minutes > 0:
         with tempfile.TemporaryDirectory() as folder:
@@ -258,7 +314,7 @@ def main(argv: list[str] | None = None) -> None:
 
     print(
         f"amt bench: {args.model}, batch {args.batch_size}, {args.steps} steps a run ({WARMUP_STEPS} warm-up), "
-        f"{args.repeats} runs each, {torch.get_num_threads()} threads, torch {torch.__version__}"
+        f"{args.repeats} runs each, {threads} threads, torch {torch.__version__}"
     )
     print(f"{'training (median run)':<24}{'samples/s':>11}{'ms/step':>9}{'s/epoch':>9}{'best ms/step':>14}")
     for name, seconds in per_step.items():
@@ -275,6 +331,17 @@ def main(argv: list[str] | None = None) -> None:
         f"{'batch fetch':<24}{statistics.median(fetch['gather']) * 1e3:>11.3f} ms one gather, "
         f"{statistics.median(fetch['per-item']) * 1e3:.3f} ms {args.batch_size} items + collate"
     )
+    if loaded:
+        print(f"{f'beside {args.busy} busy process(es), median':<44}{'idle':>10}{'busy':>10}{'slowdown':>10}")
+        for measure, setting in dict.fromkeys((m, s) for m, s, _ in loaded):
+            if measure == "threads":
+                continue
+            idle, busy = (statistics.median(loaded[measure, setting, state]) for state in ("idle", "busy"))
+            slowdown = busy / idle if measure.endswith("ms/step") else idle / busy
+            print(f"{measure + ', ' + setting:<44}{idle:>10,.1f}{busy:>10,.1f}{slowdown:>9.2f}×")
+        for setting in dict.fromkeys(s for m, s, _ in loaded if m == "threads"):
+            used = {state: sorted(set(loaded["threads", setting, state])) for state in ("idle", "busy")}
+            print(f"{'threads used, ' + setting:<44}{str(used['idle']):>10}{str(used['busy']):>10}")
     for name, factors in rtf.items():
         print(
             f"{'transcribe, ' + name:<32}{statistics.median(factors):>8,.0f}× real time (median; best "

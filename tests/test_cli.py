@@ -66,3 +66,38 @@ def test_the_settings_in_effect_read_as_options_a_user_can_repeat(decoder, expec
     config = DecoderConfig(onset_threshold=0.4, start_without_onset=False)
     assert describe(decoder, config) == expected
     build_parser().parse_args(["transcribe", "x.wav", "-o", "o", *expected.split()])
+
+
+BLOCK_IMPORTS = """
+import importlib.abc, sys
+class Missing(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+sys.meta_path.insert(0, Missing())
+from amt.cli import main
+sys.exit(main({argv!r}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("blocked", "argv", "line"),
+    [
+        (["lightning"], ["train"], "amt: error: amt train needs more packages: lightning is not installed: "
+         "pip install 'amt[train]'"),
+        (["hydra_plugins"], ["sweep", "-m"], "amt: error: amt sweep needs more packages: hydra-joblib-launcher is "
+         "not installed: pip install 'amt[sweep]'"),
+        (["music21", "fluidsynth"], ["data", "synth", "--preset", "tiny", "--out", "corpus"],
+         "amt: error: amt data needs more packages: music21 is not installed: pip install 'amt[corpus]'"),
+    ],
+)  # fmt: skip
+def test_a_command_whose_extra_is_not_installed_names_the_pip_command(blocked, argv, line, tmp_path):
+    code = BLOCK_IMPORTS.format(blocked=set(blocked), argv=argv)
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == line, result.stderr[-2000:]
+    assert not (tmp_path / "corpus").exists()
+
+
+def test_amt_help_lists_training_and_studies():
+    text = build_parser().format_help()
+    assert "train" in text and "sweep" in text and "amt train --help" in text

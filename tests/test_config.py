@@ -97,3 +97,26 @@ def test_the_scripts_refuse_a_moved_choice_in_one_line_before_composing(command,
 def test_an_appended_setting_amt_does_not_have_is_refused(override):
     with pytest.raises(AmtError, match=rf"{re.escape(override)}: amt has no setting"):
         check_group_choices([override])
+
+
+def test_conf_ships_inside_the_package():
+    import amt
+
+    assert CONF_DIR == Path(amt.__file__).resolve().parent / "conf" and (CONF_DIR / "train.yaml").is_file()
+    assert (CONF_DIR / "sweep.yaml").is_file() and (CONF_DIR / "model" / "cnn_multi.yaml").is_file()
+
+
+@pytest.mark.parametrize("override", ["study=dropout", "scale=quick", "+study=dropout"])
+def test_training_refuses_the_settings_only_a_sweep_reads(override):
+    group = override.lstrip("+").split("=")[0]
+    with pytest.raises(AmtError, match=rf"only a sweep reads {group} \(amt sweep -m {re.escape(override)}\)"):
+        check_group_choices([override], command="train")
+    check_group_choices([override.lstrip("+")], command="sweep")
+
+
+def test_each_command_s_help_lists_the_groups_it_reads():
+    from amt.config import SWEEP_GROUPS, group_options
+
+    train, sweep = group_options("train").splitlines(), group_options("sweep").splitlines()
+    assert {line.split(":")[0] for line in sweep} - {line.split(":")[0] for line in train} == set(SWEEP_GROUPS)
+    assert "model: cnn_1layer, cnn_multi, context_gru, context_tcn, lstm, lstm_attention, lstm_self_attention" in train

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from amt.config import stage_epochs
+from amt.jobs import finished_metrics, pin_job, record_failure, seed_of, setting_of, visible_gpus
 from amt.results import collect_jobs, summary_markdown, write_results
-from amt.sweeps import finished_metrics, pin_job, record_failure, seed_of, setting_of, visible_gpus
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -40,9 +40,9 @@ def test_visible_gpus_follow_the_users_choice_then_the_driver(monkeypatch, tmp_p
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     for index in range(3):
         (tmp_path / f"0000:0{index}:00.0").mkdir()
-    monkeypatch.setattr("amt.sweeps.NVIDIA_GPUS", tmp_path)
+    monkeypatch.setattr("amt.jobs.NVIDIA_GPUS", tmp_path)
     assert visible_gpus() == ["0", "1", "2"]
-    monkeypatch.setattr("amt.sweeps.NVIDIA_GPUS", tmp_path / "absent")
+    monkeypatch.setattr("amt.jobs.NVIDIA_GPUS", tmp_path / "absent")
     assert visible_gpus() == []
 
 
@@ -188,4 +188,24 @@ def test_settings_drawn_by_a_search_read_with_a_few_digits(tmp_path):
     jobs = collect_jobs(tmp_path, since=start)
     table = summary_markdown(jobs, "study search")
     assert "| optimizer.lr=0.0001235 |" in table and "0.00012345678901234" not in table
-    assert write_results(jobs, tmp_path, "study search")["png"].is_file()
+    paths = write_results(jobs, tmp_path, "study search")
+    assert paths["png"].is_file() and "search" not in paths  # one swept setting: results.png plots it
+
+
+def test_a_search_over_several_settings_plots_its_trials_and_each_setting_against_the_objective(tmp_path):
+    from matplotlib.image import imread
+
+    from amt.results import swept_values
+
+    start = time.time() - 1
+    draws = [(2.3e-4, 0.12, 33, 0.61), (1.9e-3, 0.41, 129, 0.55), (6.1e-4, 0.27, 65, 0.70), (1.1e-4, 0.05, 33, 0.58)]
+    for number, (lr, dropout, kernel, ap) in enumerate(draws):
+        overrides = ["seed=0", f"optimizer.lr={lr}", f"model.dropout={dropout}", f"model.kernel_size={kernel}"]
+        write_job(tmp_path, number, overrides, {"best/val_ap": ap, "test/ap": ap, "train/ap": 0.8, "epochs": 2})
+    write_job(tmp_path, 4, ["seed=0", "optimizer.lr=0.01", "model.dropout=0.9", "model.kernel_size=33"],
+              failure="AmtError: diverged\n")  # fmt: skip
+    jobs = collect_jobs(tmp_path, since=start)
+    assert swept_values(jobs[0]) == {"optimizer.lr": "0.00023", "model.dropout": "0.12", "model.kernel_size": "33"}
+    paths = write_results(jobs, tmp_path, "study search")
+    image = imread(paths["search"])
+    assert image.shape[1] > 3 * image.shape[0]  # four panels side by side: history, then three settings

@@ -95,3 +95,25 @@ def test_init_from_starts_training_from_the_bundled_default_model(run_env, tmp_p
     train(run_env, *common, run=tmp_path / "scratch")
     default, scratch = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("default", "scratch"))
     assert default["config"] == "context_default" and default["test/ap"] > 0.7 > 0.2 > scratch["test/ap"]
+
+
+@pytest.mark.slow
+def test_data_parallel_training_logs_its_metrics_without_false_sync_warnings(run_env, tmp_path):
+    run = tmp_path / "run"
+    overrides = ["model=cnn_1layer", "data.preset=tiny", "trainer.max_epochs=1", "logger=csv"]
+    result = train(run_env, *overrides, "trainer.strategy=ddp", "trainer.devices=2", run=run)
+    assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in result.stderr + result.stdout
+    assert "sync_dist" not in result.stderr + result.stdout  # torchmetrics syncs the metrics itself
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0.0 < metrics["val/ap"] <= 1.0 and 0.0 < metrics["test/ap"] <= 1.0
+
+
+def test_amt_train_help_lists_only_the_groups_training_reads(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "amt", "train", "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    groups = result.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
+    assert "model: cnn_1layer, cnn_multi" in groups and "optimizer: adam" in groups
+    assert "study:" not in groups and "scale:" not in groups
+    assert "threads:" in result.stdout.split("== Config ==")[1]  # the composed config, with the thread settings

@@ -15,6 +15,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from hydra.errors import InstantiationException
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from amt.files import write_atomically
 
@@ -47,8 +48,9 @@ def pin_job(job_number: int, parallel_jobs: int, gpus: Sequence[str], cpus: int)
     return {"threads": max(1, cpus // max(1, parallel_jobs))}
 
 
-def apply_pinning(pinning: dict[str, str | int]) -> None:
-    """Set the job's GPU before CUDA starts in this process, or its torch thread count.
+def apply_pinning(pinning: dict[str, str | int], cfg: DictConfig) -> None:
+    """Set the job's GPU before CUDA starts in this process, or its share of the CPU threads
+    (``threads.intra_op``, which the run's :class:`amt.callbacks.CpuThreads` applies).
 
     A joblib worker runs several jobs one after another; once CUDA has started in it, the worker
     keeps the GPU of its first job (CUDA reads ``CUDA_VISIBLE_DEVICES`` once), which is logged.
@@ -64,8 +66,9 @@ def apply_pinning(pinning: dict[str, str | int]) -> None:
         else:
             os.environ["CUDA_VISIBLE_DEVICES"] = gpu
             log.info("job pinned to GPU %s", gpu)
-    else:
-        torch.set_num_threads(int(pinning["threads"]))
+    elif OmegaConf.select(cfg, "threads.intra_op") == "auto":
+        with open_dict(cfg):
+            cfg.threads.intra_op = int(pinning["threads"])
         log.info("job pinned to %d CPU threads", pinning["threads"])
 
 
