@@ -282,8 +282,10 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _threads(text: str) -> int | str:
-    if text == "auto" or (text.isdigit() and int(text) >= 1):
-        return text if text == "auto" else int(text)
+    if text == "auto":
+        return text
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
     raise argparse.ArgumentTypeError(f"expected auto or a whole number from 1, got {text!r}")
 
 
@@ -545,7 +547,8 @@ EXTRAS = {
     "music21": "corpus",
     "fluidsynth": "corpus",
 }
-"""Packages only an extra installs (top-level import name → extra), for a one-line error naming the extra."""
+"""What only an extra installs (import name, or package name for Hydra's plugins) → the extra, for a
+one-line error naming it."""
 
 SWEEP_PLUGINS = {
     "hydra_plugins.hydra_joblib_launcher": "hydra-joblib-launcher",

@@ -139,14 +139,15 @@ def seconds_per_batch_fetch(loader: DataLoader) -> float:
 
 
 def windows_per_second_inference(model: nn.Module, spectra: torch.Tensor) -> float:
+    batch = min(INFERENCE_BATCH, len(spectra))
     model.eval()
     with torch.inference_mode():
-        model(spectra[:INFERENCE_BATCH])
+        model(spectra[:batch])
         start = time.perf_counter()
-        for first in range(0, len(spectra) - INFERENCE_BATCH + 1, INFERENCE_BATCH):
-            model(spectra[first : first + INFERENCE_BATCH])
-        batches = len(spectra) // INFERENCE_BATCH
-    return batches * INFERENCE_BATCH / (time.perf_counter() - start)
+        for first in range(0, len(spectra) - batch + 1, batch):
+            model(spectra[first : first + batch])
+        batches = len(spectra) // batch
+    return batches * batch / (time.perf_counter() - start)
 
 
 def synthetic_recording(path: Path, minutes: float, seed: int = 0) -> float:

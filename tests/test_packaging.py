@@ -71,4 +71,4 @@ def test_an_installed_wheel_trains_outside_the_repository(wheel, run_env, tmp_pa
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((run / "metrics.json").read_text())["epochs"] == 1
     sources = yaml.safe_load((run / ".hydra" / "hydra.yaml").read_text())["hydra"]["runtime"]["config_sources"]
-    assert {"path": f"file://{site / 'amt' / 'conf'}", "provider": "main", "schema": "file"} in sources
+    assert {"path": str(site / "amt" / "conf"), "provider": "main", "schema": "file"} in sources
