@@ -444,10 +444,17 @@ def phrase_starts(excerpt: Excerpt, rng: np.random.Generator) -> np.ndarray:
 
 
 class Clock:
-    """Excerpt time (quarter notes) → seconds: tempo drift, breaths at phrase ends, fermatas, ritardando."""
+    """Music time (quarter notes from 0 to ``end``) → seconds: tempo drift, breaths at phrase ends,
+    held notes (fermatas, ``held`` as ``(onset, length)`` pairs) and a final ritardando."""
 
-    def __init__(self, excerpt: Excerpt, bpm: float, phrase_ends: np.ndarray, rng: np.random.Generator):
-        end = float(excerpt.bars[-1])
+    def __init__(
+        self,
+        end: float,
+        bpm: float,
+        phrase_ends: np.ndarray,
+        rng: np.random.Generator,
+        held: Sequence[tuple[float, float]] = (),
+    ):
         cells = max(1, math.ceil(end / TEMPO_STEP))
         self.grid = np.arange(cells + 1) * TEMPO_STEP
         centre = self.grid[:-1] + TEMPO_STEP / 2
@@ -459,11 +466,10 @@ class Clock:
             spb *= 1 + depth * np.sin(2 * np.pi * centre / period + rng.uniform(0, 2 * np.pi))
         for phrase_end in phrase_ends:
             spb[(centre > phrase_end - 1) & (centre < phrase_end)] *= rng.uniform(1.0, 1.12)
-        notes = excerpt.notes
-        held = np.zeros(cells, dtype=bool)
-        for onset, length in zip(notes.onset[notes.fermata], notes.length[notes.fermata], strict=True):
-            held |= (centre >= onset) & (centre < onset + length)
-        spb[held] *= rng.uniform(1.4, 2.0)
+        holding = np.zeros(cells, dtype=bool)
+        for onset, length in held:
+            holding |= (centre >= onset) & (centre < onset + length)
+        spb[holding] *= rng.uniform(1.4, 2.0)
         slowing = min(4.0, end / 4)
         spb *= 1 + np.clip((centre - (end - slowing)) / slowing, 0, 1) * rng.uniform(0.1, 0.35)
         self.times = np.concatenate([[0.0], np.cumsum(spb * TEMPO_STEP)])
@@ -520,16 +526,18 @@ def separate_repeats(pitch: np.ndarray, start: np.ndarray, end: np.ndarray) -> n
     return keep
 
 
-def pedal_intervals(
-    excerpt: Excerpt, clock: Clock, lead_in: float, last_up: float, rng: np.random.Generator
-) -> tuple[tuple[float, float], ...]:
-    """Legato pedalling: lift as each bar (or half bar) begins, press again just after the new notes."""
-    bars = excerpt.bars
+def pedal_changes(bars: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Where a pianist changes the pedal in a score: as each bar (or, in long bars, half bar) begins."""
     changes = bars[:-1]
     if rng.random() < 0.5:
         long_bars = np.diff(bars) >= 4
         changes = np.sort(np.concatenate([changes, (bars[:-1] + np.diff(bars) / 2)[long_bars]]))
-    times = clock(changes) + lead_in
+    return changes
+
+
+def pedal_intervals(times: np.ndarray, last_up: float, rng: np.random.Generator) -> tuple[tuple[float, float], ...]:
+    """Legato pedalling on changes at ``times`` (seconds): lift as the change comes, press again just
+    after the new notes; the last release follows the last key-up ``last_up``."""
     downs = times + rng.uniform(0.04, 0.12, len(times))
     ups = np.append(times[1:] + rng.uniform(-0.02, 0.03, len(times) - 1), last_up + rng.uniform(0.2, 0.8))
     return tuple((float(d), float(u)) for d, u in zip(downs, ups, strict=True) if u > d + 0.05)
@@ -549,7 +557,10 @@ def perform(excerpt: Excerpt, players: list[Player], bpm: float, rng: np.random.
     end = float(excerpt.bars[-1])
     starts = phrase_starts(excerpt, rng)
     ends = np.append(starts[1:], end)
-    clock = Clock(excerpt, bpm, ends, rng)
+    score = excerpt.notes
+    clock = Clock(
+        end, bpm, ends, rng, held=list(zip(score.onset[score.fermata], score.length[score.fermata], strict=True))
+    )
     style = Style.draw(rng, len(starts))
     lead_in = rng.uniform(*LEAD_IN_S)
     parts = len(np.unique(excerpt.notes.part))
@@ -566,7 +577,8 @@ def perform(excerpt: Excerpt, players: list[Player], bpm: float, rng: np.random.
         keep = separate_repeats(notes.pitch, start, stop)
         pedal = ()
         if style.pedal and player.instrument.timbre == "piano":
-            pedal = pedal_intervals(excerpt, clock, lead_in, float(stop.max()), rng)
+            changes = clock(pedal_changes(excerpt.bars, rng)) + lead_in
+            pedal = pedal_intervals(changes, float(stop.max()), rng)
         kept = np.flatnonzero(keep)
         tracks.append(
             Track(
@@ -589,11 +601,6 @@ def perform(excerpt: Excerpt, players: list[Player], bpm: float, rng: np.random.
             for i in kept
         ]
         last_sound = max(last_sound, float(stop.max()), *(up for _, up in pedal))
-    room = Room(
-        size=rng.uniform(0.2, 0.8),
-        damping=rng.uniform(0.1, 0.6),
-        width=rng.uniform(0.5, 1.0),
-        level=rng.uniform(0.2, 0.7),
-    )
+    room = Room.draw(rng)
     n_samples = round((last_sound + TAIL_S) * SAMPLE_RATE)
     return Performance(tracks, MusicNetLabels.from_rows(rows), n_samples, room, float(rng.uniform(0.5, 0.95)))

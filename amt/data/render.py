@@ -75,6 +75,16 @@ class Room:
     width: float = 0.5
     level: float = 0.9
 
+    @classmethod
+    def draw(cls, rng: np.random.Generator) -> Room:
+        """A training room: small to large, some damping, moderate reverb level."""
+        return cls(
+            size=rng.uniform(0.2, 0.8),
+            damping=rng.uniform(0.1, 0.6),
+            width=rng.uniform(0.5, 1.0),
+            level=rng.uniform(0.2, 0.7),
+        )
+
 
 @dataclass(frozen=True)
 class Renderer:

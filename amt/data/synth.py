@@ -48,6 +48,7 @@ from amt.data.perform import (
     perform,
     start_bar,
 )
+from amt.data.piano import procedural_performance
 from amt.data.recordings import SPLITS, find_recordings
 from amt.data.render import Renderer, Room, choose_renderer
 from amt.errors import AmtError
@@ -146,6 +147,10 @@ class Preset:
     workers: int = 2
 
 
+PROCEDURAL = {"piano": procedural_performance}
+"""Sources that write their own music (:mod:`amt.data.piano`) instead of reading a score: one new
+piece per recording, so no piece is in two splits by construction."""
+
 PRESETS = {
     "tiny": Preset((4, 2, 2), (6.0, 9.0), (("chorale", 0.75), ("keyboard", 0.25)), 24, 1.0, workers=1),
     "mini": Preset(
@@ -153,6 +158,7 @@ PRESETS = {
         (34.0, 62.0),
         (("chorale", 0.45), ("quartet", 0.24), ("palestrina", 0.14), ("madrigal", 0.09), ("keyboard", 0.08)),
     ),
+    "tiny-piano": Preset((4, 2, 2), (6.0, 9.0), (("piano", 0.5), ("chorale", 0.5)), 24, 1.0, workers=1),
 }
 """``mini`` matches mini-MusicNet: 330 recordings, 250 windows each (62,500 / 10,000 / 10,000)."""
 
@@ -203,10 +209,14 @@ def apportion(total: int, weights: Sequence[tuple[str, float]]) -> dict[str, int
 def plan_recordings(preset: Preset, seed: int) -> list[RecordingPlan]:
     """Which excerpt of which piece each recording is, and its split; no piece is in two splits."""
     rng = np.random.default_rng(seed)
-    pools = {name: [str(p) for p in rng.permutation(candidates(FAMILIES[name]))] for name, _ in preset.families}
+    scored = [name for name, _ in preset.families if name not in PROCEDURAL]
+    pools = {name: [str(p) for p in rng.permutation(candidates(FAMILIES[name]))] for name in scored}
     plans = []
     for split, count in zip(SPLITS, preset.recordings, strict=True):
         for name, n in apportion(count, preset.families).items():
+            if name in PROCEDURAL:
+                plans += [RecordingPlan("", split, name, f"procedural/{name}/{split}-{k}", 0, 1) for k in range(n)]
+                continue
             needed = math.ceil(n / FAMILIES[name].excerpts_per_piece)
             pieces, pools[name] = pools[name][:needed], pools[name][needed:]
             if n and not pieces:
@@ -272,9 +282,25 @@ def recording_files(split: str, recording_id: str) -> tuple[str, str]:
     return f"{split}_data/{recording_id}.wav", f"{split}_labels/{recording_id}.csv"
 
 
-def make_recording(plan: RecordingPlan, score: Score, job: PieceJob) -> dict:
-    """Perform, render and write one recording (wav, then csv); returns its corpus.json entry."""
-    performance, entry = plan_performance(plan, score, job.seed, job.duration_s)
+def plan_procedural(plan: RecordingPlan, seed: int, duration_s: tuple[float, float]) -> tuple[Performance, dict]:
+    """Write and perform one recording of a procedural source; returns it and its corpus.json entry."""
+    rng = np.random.default_rng([seed, int(plan.id)])
+    performance, details = PROCEDURAL[plan.family](float(rng.uniform(*duration_s)), rng)
+    entry = {
+        "id": plan.id,
+        "split": plan.split,
+        "piece": plan.piece,
+        "family": plan.family,
+        "ensemble": "solo_piano",
+        "duration_s": round(performance.n_samples / SAMPLE_RATE, 3),
+        "notes": len(performance.labels),
+        **details,
+    }
+    return performance, entry
+
+
+def make_recording(plan: RecordingPlan, job: PieceJob, performance: Performance, entry: dict) -> dict:
+    """Render and write one performed recording (wav, then csv); returns its corpus.json entry."""
     audio = job.renderer.render(performance.tracks, performance.n_samples, job.room or performance.room)
     peak = float(np.abs(audio).max())
     if not np.isfinite(peak) or peak == 0:
@@ -286,19 +312,27 @@ def make_recording(plan: RecordingPlan, score: Score, job: PieceJob) -> dict:
 
 
 def run_job(job: PieceJob) -> list[dict]:
-    """Worker entry point: parse the piece once, make each of its recordings."""
-    family = FAMILIES[job.plans[0].family]
-    score = load_score(job.plans[0].piece, family.voices)
-    return [make_recording(plan, score, job) for plan in job.plans]
+    """Worker entry point: parse the piece once (or write it), make each of its recordings."""
+    name = job.plans[0].family
+    if name in PROCEDURAL:
+        return [make_recording(p, job, *plan_procedural(p, job.seed, job.duration_s)) for p in job.plans]
+    score = load_score(job.plans[0].piece, FAMILIES[name].voices)
+    return [make_recording(p, job, *plan_performance(p, score, job.seed, job.duration_s)) for p in job.plans]
 
 
 def piece_jobs(plans: Sequence[RecordingPlan], **common) -> list[PieceJob]:
-    """One job per piece, the costliest first (big scores parse slowly) so the pool ends together."""
+    """One job per piece, the costliest first (big scores parse slowly) so the pool ends together;
+    a procedural piece costs no parsing."""
     by_piece: dict[str, list[RecordingPlan]] = {}
     for plan in plans:
         by_piece.setdefault(plan.piece, []).append(plan)
     root = corpus_folder()
-    order = sorted(by_piece, key=lambda piece: -(root / piece).stat().st_size * len(by_piece[piece]))
+
+    def cost(piece: str) -> int:
+        size = 0 if by_piece[piece][0].family in PROCEDURAL else (root / piece).stat().st_size
+        return size * len(by_piece[piece])
+
+    order = sorted(by_piece, key=lambda piece: -cost(piece))
     return [PieceJob(plans=tuple(by_piece[piece]), **common) for piece in order]
 
 
