@@ -24,14 +24,19 @@ $(STAMP): pyproject.toml constraints.txt
 	@$(MAKE) --no-print-directory system-deps
 	touch $(STAMP)
 
-system-deps:  ## FluidSynth and the General MIDI soundfont (Debian: fluidsynth, fluid-soundfont-gm)
-	@if command -v fluidsynth >/dev/null && [ -f $(SF2) ]; then \
-		echo "FluidSynth and $(SF2) present"; \
+# The corpus's synthesisers and sounds: FluidSynth with the General MIDI soundfonts training may use,
+# TiMidity++ with freepats, and the two soundfonts reserved for evaluation sets.
+SOUNDS  := fluidsynth fluid-soundfont-gm csound-soundfont opl3-soundfont timidity freepats musescore-general-soundfont timgm6mb-soundfont
+
+system-deps:  ## FluidSynth, TiMidity++ and the soundfonts the corpus recipes use (Debian packages: SOUNDS)
+	@if command -v fluidsynth >/dev/null && command -v timidity >/dev/null && [ -f $(SF2) ] \
+		&& [ -f /usr/share/sounds/sf2/sf_GMbank.sf2 ] && [ -f /usr/share/sounds/sf2/TimGM6mb.sf2 ]; then \
+		echo "FluidSynth, TiMidity++ and the soundfonts present"; \
 	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 		ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1 || apt-get update -qq; \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fluidsynth fluid-soundfont-gm >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SOUNDS) >/dev/null; \
 	else \
-		echo "amt: FluidSynth or the soundfont is missing; install them (Debian/Ubuntu: sudo apt-get install fluidsynth fluid-soundfont-gm," \
+		echo "amt: FluidSynth, TiMidity++ or a soundfont is missing; install them (Debian/Ubuntu: sudo apt-get install $(SOUNDS)," \
 		     "macOS: brew install fluid-synth) or amt falls back to its built-in harmonic synthesiser"; \
 	fi
 

@@ -53,8 +53,9 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
     return mono
 
 
-def save_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
-    """Write mono samples as 16-bit PCM, atomically (a half-written file never has the final name)."""
+def save_audio(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+    """Write mono samples as 16-bit PCM, wav or flac by the path's suffix, atomically (a half-written
+    file never has the final name)."""
 
     def write(tmp: str) -> None:
         try:
@@ -62,7 +63,7 @@ def save_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = SA
         except (soundfile.LibsndfileError, RuntimeError) as error:  # libsndfile says only "System error."
             raise OSError(errno.EIO, str(error)) from None  # write_atomically tells a full disk apart
 
-    write_atomically(path, ".wav", write)
+    write_atomically(path, Path(path).suffix or ".wav", write)
 
 
 def cut_windows(samples: np.ndarray, centres: np.ndarray, size: int = WINDOW_SIZE) -> np.ndarray:

@@ -48,7 +48,12 @@ def _data_synth(args: argparse.Namespace) -> None:
 
 def _add_data_synth(data: Commands) -> None:
     synth = data.add_parser("synth", help="build the offline MusicNet-like corpus (music21 scores + FluidSynth)")
-    synth.add_argument("--preset", default="mini", help="corpus size: tiny (tests) or mini (mini-MusicNet size)")
+    synth.add_argument(
+        "--preset",
+        default="mini",
+        help="a corpus recipe in conf/corpus/: tiny (tests), mini (mini-MusicNet size, the report's), varied "
+        "(procedural piano and ensembles in many timbres and rooms); default mini",
+    )
     synth.add_argument("--out", required=True, type=Path, help="corpus folder (recordings/ and windows/ inside)")
     synth.add_argument("--seed", type=int, default=0, help="draws pieces, performances and rooms (default 0)")
     synth.add_argument("--soundfont", type=Path, default=None, help="General MIDI .sf2 (default: system GM font)")

@@ -16,6 +16,9 @@ CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 SWEEP_GROUPS = ("study", "scale")
 """Config groups only a sweep reads: what a study varies, and at what size."""
+NOT_GROUPS = ("hydra", "corpus")
+"""Folders of conf/ that are not groups of a run's config: Hydra's own, and the corpus recipes
+(``data.preset=NAME`` and ``amt data synth --preset NAME`` read ``conf/corpus/NAME.yaml``)."""
 
 MOVED_CHOICES = {"experiment": {"seed/": ("report/", "the report's experiments")}}
 """Config folders that moved: group → old prefix → (new prefix, what is there now), for one clear line."""
@@ -151,7 +154,7 @@ def group_options(command: str, conf_dir: Path = CONF_DIR) -> str:
     list shows every group under conf/, the sweep-only ones in ``amt train --help`` too.
     """
     lines = []
-    for group in sorted(path for path in conf_dir.iterdir() if path.is_dir() and path.name != "hydra"):
+    for group in sorted(path for path in conf_dir.iterdir() if path.is_dir() and path.name not in NOT_GROUPS):
         if command == "train" and group.name in SWEEP_GROUPS:
             continue
         options = sorted(str(p.relative_to(group).with_suffix("")) for p in group.rglob("*.yaml"))

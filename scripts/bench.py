@@ -47,7 +47,7 @@ import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 
-from amt.audio import SAMPLE_RATE, WINDOW_SIZE, save_wav
+from amt.audio import SAMPLE_RATE, WINDOW_SIZE, save_audio
 from amt.checkpoint import CNN_MULTI_CHECKPOINT, load
 from amt.data.datamodule import SpectraDataset
 from amt.data.render import Track, render_harmonic
@@ -162,7 +162,7 @@ def synthetic_recording(path: Path, minutes: float, seed: int = 0) -> float:
         notes += [(t, t + 1.9, root + step, 70) for step in (0, 4, 7)]
     track = Track(program=0, timbre="piano", notes=np.array(notes, dtype=np.float64))
     samples = render_harmonic([track], round(seconds * SAMPLE_RATE))
-    save_wav(path, 0.9 * samples / np.abs(samples).max())
+    save_audio(path, 0.9 * samples / np.abs(samples).max())
     return seconds
 
 

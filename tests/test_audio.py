@@ -10,7 +10,7 @@ from amt.audio import (
     cut_windows,
     load_audio,
     peak_normalise,
-    save_wav,
+    save_audio,
     spectra,
 )
 from amt.errors import AmtError
@@ -54,9 +54,9 @@ def test_stereo_is_averaged(tmp_path):
     np.testing.assert_allclose(load_audio(tmp_path / "lr.wav"), (left + right) / 2, atol=1e-6)
 
 
-def test_save_wav_round_trips_within_16_bit_precision(tmp_path):
+def test_save_audio_round_trips_within_16_bit_precision(tmp_path):
     samples = tone(SAMPLE_RATE, 0.2).astype(np.float32)
-    save_wav(tmp_path / "out.wav", samples)
+    save_audio(tmp_path / "out.wav", samples)
     np.testing.assert_allclose(load_audio(tmp_path / "out.wav"), samples, atol=1 / 2**15)
     assert [p.name for p in tmp_path.iterdir()] == ["out.wav"]
 

@@ -49,6 +49,8 @@ def group_and_choice(yaml: Path) -> tuple[str, str]:
 def cases() -> Iterator:
     for yaml in sorted(CONF.rglob("*.yaml")):
         name = str(yaml.relative_to(CONF))
+        if yaml.parent == CONF / "corpus":
+            continue  # recipes, not a group of a run's config: test_every_corpus_recipe_loads
         if yaml.parent == CONF:
             yield pytest.param(yaml.stem, [], id=name)
             continue
@@ -147,6 +149,18 @@ def test_every_group_of_conf_is_one_of_train_yaml_or_sweep_yaml(compose_job):
     """A new group folder needs no new test, but must be a group of one of the two configs."""
     choices = {name: set(compose_job(name, []).hydra.runtime.choices) for name in ("train", "sweep")}
     for yaml in CONF.rglob("*.yaml"):
-        if yaml.parent != CONF:
+        if yaml.parent not in (CONF, CONF / "corpus"):
             group, _ = group_and_choice(yaml)
             assert group in choices["sweep" if group in SWEEP_GROUPS else "train"], yaml
+
+
+@pytest.mark.parametrize("recipe", sorted(path.stem for path in (CONF / "corpus").glob("*.yaml")))
+def test_every_corpus_recipe_loads_and_names_sounds_that_exist(recipe):
+    from amt.data.render import fluidsynth_problem
+    from amt.data.synth import load_preset
+
+    preset = load_preset(recipe)
+    assert sum(preset.recordings) > 0 and preset.families
+    if preset.voices is not None and fluidsynth_problem() is None:
+        renderers = preset.renderers()  # every soundfont installed, none evaluation-only outside the test split
+        assert all(renderers[split] for split in preset.voices)

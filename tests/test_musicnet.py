@@ -127,7 +127,7 @@ def test_find_recordings_errors_name_the_path(tmp_path):
     with pytest.raises(AmtError, match="train_data: no such folder"):
         find_recordings(tmp_path, "train")
     (tmp_path / "train_data").mkdir()
-    with pytest.raises(AmtError, match="train_data: no .wav recordings"):
+    with pytest.raises(AmtError, match="train_data: no .wav or .flac recordings"):
         find_recordings(tmp_path, "train")
     write_recording(tmp_path, "train", "1727", seconds=0.5, notes=[(0.1, 0.2, 60)])
     (tmp_path / "train_labels" / "1727.csv").unlink()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from amt.audio import SAMPLE_RATE, WINDOW_SIZE, save_wav
+from amt.audio import SAMPLE_RATE, WINDOW_SIZE, save_audio
 from amt.data.augment import SpectrogramAugment
 from amt.data.recordings import Recording
 from amt.data.sequences import RandomCrops, SequenceDataModule, Tiles, cached_features, frame_targets, load_recording
@@ -55,7 +55,7 @@ def write_recording(root, split, rid, notes, seconds=3.0):
     for start, end, pitch in notes:
         a, b = round(start * SAMPLE_RATE), round(end * SAMPLE_RATE)
         samples[a:b] += tone(pitch, (b - a) / SAMPLE_RATE, 0.3)
-    save_wav(root / f"{split}_data" / f"{rid}.wav", samples)
+    save_audio(root / f"{split}_data" / f"{rid}.wav", samples)
     rows = np.array([(round(s * SAMPLE_RATE), round(e * SAMPLE_RATE), p) for s, e, p in notes], dtype=np.int64)
     labels = MusicNetLabels(
         start=rows[:, 0],

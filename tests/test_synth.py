@@ -16,7 +16,7 @@ from amt.data import perform, render, synth
 from amt.data.perform import INSTRUMENTS
 from amt.data.recordings import SPLITS
 from amt.data.render import Renderer, find_soundfont, fluidsynth_problem
-from amt.data.synth import PRESETS, SynthCorpus
+from amt.data.synth import SynthCorpus, load_preset
 from amt.errors import AmtError
 from amt.labels import HIGHEST_MIDI, LOWEST_MIDI, read_musicnet_csv
 
@@ -55,9 +55,10 @@ def tiny(tmp_path_factory) -> SynthCorpus:
 @requires_fluidsynth
 def test_tiny_preset_renders_through_fluidsynth_in_musicnet_layout(tiny):
     record = corpus_record(tiny)
-    assert record["params"]["renderer"] == "fluidsynth"
-    assert record["params"]["soundfont"] == str(find_soundfont())
-    for split, count in zip(SPLITS, PRESETS["tiny"].recordings, strict=True):
+    for split in SPLITS:
+        [[renderer, weight]] = record["params"]["renderers"][split]
+        assert renderer["renderer"] == "fluidsynth" and renderer["soundfont"] == str(find_soundfont()) and weight == 1
+    for split, count in zip(SPLITS, load_preset("tiny").recordings, strict=True):
         wavs = sorted((tiny.recordings_dir / f"{split}_data").glob("*.wav"))
         csvs = sorted((tiny.recordings_dir / f"{split}_labels").glob("*.csv"))
         assert len(wavs) == len(csvs) == count
@@ -65,8 +66,8 @@ def test_tiny_preset_renders_through_fluidsynth_in_musicnet_layout(tiny):
         info = soundfile.info(wavs[0])
         assert (info.samplerate, info.channels, info.subtype) == (SAMPLE_RATE, 1, "PCM_16")
     windows = json.loads((tiny.windows_dir / "windows.json").read_text())
-    per_recording = PRESETS["tiny"].windows_per_recording
-    assert windows["window_statistics"]["train"]["windows"] == PRESETS["tiny"].recordings[0] * per_recording
+    per_recording = load_preset("tiny").windows_per_recording
+    assert windows["window_statistics"]["train"]["windows"] == load_preset("tiny").recordings[0] * per_recording
     assert np.load(tiny.windows_dir / "audio-valid.npy").shape == (2 * per_recording, 4096)
 
 
@@ -131,7 +132,7 @@ def test_no_system_soundfont_falls_back_to_the_harmonic_synthesiser_with_one_war
         corpus = build(tmp_path / "harmonic")
     assert len(caught) == 1, [str(w.message) for w in caught]
     assert "harmonic" in str(caught[0].message) and "none.sf2" in str(caught[0].message)
-    assert corpus_record(corpus)["params"]["renderer"] == "harmonic"
+    assert {r["renderer"] for [[r, _]] in corpus_record(corpus)["params"]["renderers"].values()} == {"harmonic"}
     csv = next(corpus.recordings_dir.glob("train_labels/*.csv"))
     assert np.all(rms_at_note_centres(corpus.recordings_dir / "train_data" / f"{csv.stem}.wav", csv) > 1e-3)
 
@@ -153,18 +154,18 @@ def test_an_interrupted_build_leaves_no_corpus_json(tmp_path, monkeypatch):
 
 
 def test_unknown_preset_is_one_clear_error(tmp_path):
-    with pytest.raises(AmtError, match="unknown synth corpus preset 'huge'; presets: tiny, mini"):
+    with pytest.raises(AmtError, match="unknown synth corpus preset 'huge'; presets: mini, tiny, tiny-varied, varied"):
         SynthCorpus(tmp_path, "huge")
 
 
 def test_mini_plan_matches_mini_musicnet_and_splits_by_piece():
-    plans = synth.plan_recordings(PRESETS["mini"], seed=0)
+    plans = synth.plan_recordings(load_preset("mini"), seed=0)
     assert [sum(p.split == s for p in plans) for s in SPLITS] == [250, 40, 40]
     assert len({p.id for p in plans}) == 330
     split_of: dict[str, str] = {}
     for plan in plans:
         assert split_of.setdefault(synth._piece_key(plan.piece), plan.split) == plan.split
-    assert synth.plan_recordings(PRESETS["mini"], seed=0) == plans
+    assert synth.plan_recordings(load_preset("mini"), seed=0) == plans
 
 
 def test_note_values_use_musicnet_names():

@@ -463,9 +463,10 @@ def _note_value_name(beats: float) -> str:
     return note_value(Duration(quarterLength=beats))
 
 
-def play(piece: Piece, rng: np.random.Generator) -> Performance:
-    """Key-down and key-up times, velocities and pedal for ``piece``; labels are the keys held down."""
-    program = _pick(KEYBOARD_PROGRAMS, rng)
+def play(piece: Piece, rng: np.random.Generator, programs=KEYBOARD_PROGRAMS) -> Performance:
+    """Key-down and key-up times, velocities and pedal for ``piece``, on one of ``programs`` (weighted);
+    labels are the keys held down."""
+    program = _pick(programs, rng)
     onset, length, key = (np.array([n[i] for n in piece.notes], dtype=float) for i in range(3))
     role = np.array([n[3] for n in piece.notes])
     starts = np.array([start for start, _ in piece.phrases])
@@ -506,10 +507,13 @@ def play(piece: Piece, rng: np.random.Generator) -> Performance:
     )
 
 
-def procedural_performance(duration_s: float, rng: np.random.Generator) -> tuple[Performance, dict]:
-    """A piano recording of about ``duration_s`` seconds (lead-in and tail included) and what it holds."""
+def procedural_performance(
+    duration_s: float, rng: np.random.Generator, evaluation: bool = False
+) -> tuple[Performance, dict]:
+    """A piano recording of about ``duration_s`` seconds (lead-in and tail included) and what it holds;
+    for an ``evaluation`` set, on an acoustic grand (as the recordings it stands for)."""
     piece = compose(max(2.0, (duration_s - float(np.mean(LEAD_IN_S)) - TAIL_S) / PERFORMED_STRETCH), rng)
-    performance = play(piece, rng)
+    performance = play(piece, rng, ((0, 1.0),) if evaluation else KEYBOARD_PROGRAMS)
     entry = {
         "character": piece.character,
         "textures": [f"{left}+{right}" for left, right in piece.textures],

@@ -2,7 +2,8 @@
 
 A folder of recordings holds ``ROOT/{split}_data/ID.wav`` with ``ROOT/{split}_labels/ID.csv`` (the
 MusicNet layout, which every amt corpus uses) and, for evaluation, may also hold ``ID.wav`` beside
-``ID.csv`` (the flat layout).
+``ID.csv`` (the flat layout). Audio may be FLAC (``ID.flac``) instead of wav: a large corpus takes
+about half the disk.
 """
 
 from __future__ import annotations
@@ -15,11 +16,16 @@ from amt.errors import AmtError
 
 SPLITS = ("train", "valid", "test")
 """The splits of every amt corpus and windows folder (mini-MusicNet's)."""
+AUDIO_SUFFIXES = (".wav", ".flac")
+
+
+def _audio_files(folder: Path) -> list[Path]:
+    return [path for path in folder.iterdir() if path.suffix in AUDIO_SUFFIXES] if folder.is_dir() else []
 
 
 @dataclass(frozen=True)
 class Recording:
-    """One MusicNet-layout recording: ``ROOT/{split}_data/ID.wav`` and ``ROOT/{split}_labels/ID.csv``."""
+    """One MusicNet-layout recording: ``ROOT/{split}_data/ID.wav`` (or ``.flac``) and ``ROOT/{split}_labels/ID.csv``."""
 
     id: str
     wav: Path
@@ -40,9 +46,9 @@ def find_recordings(root: Path, split: str) -> list[Recording]:
     data, labels = Path(root) / f"{split}_data", Path(root) / f"{split}_labels"
     if not data.is_dir():
         raise AmtError(f"{data}: no such folder (MusicNet layout: ROOT/{split}_data/ID.wav)")
-    wavs = sorted(data.glob("*.wav"), key=lambda wav: id_order(wav.stem))
+    wavs = sorted(_audio_files(data), key=lambda wav: id_order(wav.stem))
     if not wavs:
-        raise AmtError(f"{data}: no .wav recordings in this folder")
+        raise AmtError(f"{data}: no .wav or .flac recordings in this folder")
     return _labelled([Recording(id=wav.stem, wav=wav, csv=labels / f"{wav.stem}.csv") for wav in wavs])
 
 
@@ -55,7 +61,7 @@ def _labelled(recordings: list[Recording]) -> list[Recording]:
 
 
 def _flat_recordings(root: Path) -> list[Recording]:
-    return _labelled([Recording(wav.stem, wav, wav.with_suffix(".csv")) for wav in sorted(root.glob("*.wav"))])
+    return _labelled([Recording(wav.stem, wav, wav.with_suffix(".csv")) for wav in sorted(_audio_files(root))])
 
 
 def find_labelled_recordings(root: str | os.PathLike, split: str | None = None) -> list[Recording]:

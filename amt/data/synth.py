@@ -23,7 +23,7 @@ import json
 import math
 import multiprocessing
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -31,7 +31,9 @@ from pathlib import Path
 import numpy as np
 from rich.progress import Progress
 
-from amt.audio import SAMPLE_RATE, save_wav
+from amt.audio import SAMPLE_RATE, save_audio
+from amt.config import CONF_DIR
+from amt.data.acoustics import Acoustics, Effect, RoomRanges
 from amt.data.musicnet import windows_complete, write_windows
 from amt.data.perform import (
     ENSEMBLES,
@@ -50,7 +52,7 @@ from amt.data.perform import (
 )
 from amt.data.piano import procedural_performance
 from amt.data.recordings import SPLITS, find_recordings
-from amt.data.render import Renderer, Room, choose_renderer
+from amt.data.render import Renderer, Room, SynthRanges, SynthSettings, Voice, choose_renderer, played_early
 from amt.errors import AmtError
 from amt.files import as_json, take_folder, write_json
 from amt.labels import write_musicnet_csv
@@ -137,7 +139,15 @@ FAMILIES = {
 
 @dataclass(frozen=True)
 class Preset:
-    """Corpus size: recordings per split, excerpt length, source mix, and the windows cut from it."""
+    """A corpus recipe (``conf/corpus/NAME.yaml``): recordings per split, their length, the music
+    (``families``: source → weight), the windows cut from them, and how they sound.
+
+    ``voices`` maps a split to the renderers its recordings draw from by weight (none: the system's
+    default soundfont, or ``--soundfont``, renders everything); ``synth`` varies each recording's
+    tuning and chorus; ``acoustics`` maps a split to the rooms and effects its recordings go through
+    (a drawn room replaces FluidSynth's reverb); ``correct_latency`` plays every key early by its
+    renderer's onset latency.
+    """
 
     recordings: tuple[int, int, int]  # train, valid, test
     duration_s: tuple[float, float]
@@ -145,22 +155,92 @@ class Preset:
     windows_per_recording: int = 250
     margin_s: float = 10.0
     workers: int = 2
+    audio_format: str = "wav"
+    voices: Mapping[str, tuple[Voice, ...]] | None = None
+    synth: SynthRanges | None = None
+    acoustics: Mapping[str, Acoustics] | None = None
+    correct_latency: bool = False
+
+    def __post_init__(self) -> None:
+        """Plain values from a yaml (lists, mappings) become the tuples and dataclasses above."""
+        families = self.families.items() if isinstance(self.families, Mapping) else self.families
+        coerce = {
+            "recordings": tuple(self.recordings),
+            "duration_s": tuple(self.duration_s),
+            "families": tuple((str(name), float(weight)) for name, weight in families),
+        }
+        for name in ("voices", "acoustics"):
+            unknown = set(getattr(self, name) or ()) - set(SPLITS)
+            if unknown:
+                raise AmtError(f"corpus {name} for unknown splits {sorted(unknown)} (splits: {', '.join(SPLITS)})")
+        if self.voices is not None:
+            coerce["voices"] = {
+                split: tuple(v if isinstance(v, Voice) else Voice(**v) for v in voices)
+                for split, voices in self.voices.items()
+            }
+        if isinstance(self.synth, Mapping):
+            coerce["synth"] = SynthRanges(**_tuples(self.synth))
+        if self.acoustics is not None:
+            coerce["acoustics"] = {split: _acoustics(settings) for split, settings in self.acoustics.items()}
+        if self.audio_format not in ("wav", "flac"):
+            raise AmtError(f"corpus audio_format {self.audio_format!r}: choose wav or flac")
+        for name, value in coerce.items():
+            object.__setattr__(self, name, value)
+        unknown = {name for name, _ in self.families} - set(FAMILIES) - set(PROCEDURAL)
+        if unknown:
+            choices = ", ".join(sorted([*FAMILIES, *PROCEDURAL]))
+            raise AmtError(f"corpus families {sorted(unknown)} do not exist (choose from: {choices})")
+
+    def renderers(self, soundfont: str | Path | None = None) -> dict[str, list[tuple[Renderer, float]]]:
+        """Each split's renderers and weights: the recipe's voices; for a split without voices (or every
+        split, when the user names a ``soundfont``) :func:`~amt.data.render.choose_renderer`'s alone."""
+        voices = {} if soundfont or self.voices is None else self.voices
+        default = None
+        chosen = {}
+        for split in SPLITS:
+            if split in voices:
+                chosen[split] = [(voice.renderer(evaluation=split == "test"), voice.weight) for voice in voices[split]]
+            else:
+                default = default or choose_renderer(soundfont, evaluation=split == "test" and soundfont is not None)
+                chosen[split] = [(default, 1.0)]
+        return chosen
+
+
+def _acoustics(settings: Acoustics | Mapping) -> Acoustics:
+    if isinstance(settings, Acoustics):
+        return settings
+    settings = _tuples(settings)
+    settings["rooms"] = RoomRanges(**_tuples(settings.get("rooms", {})))
+    settings["effects"] = tuple(Effect(**effect) for effect in settings.get("effects", ()))
+    return Acoustics(**settings)
+
+
+def _tuples(settings: Mapping) -> dict:
+    """A yaml mapping's ranges (lists) as tuples, as the frozen dataclasses hold them."""
+    return {key: tuple(v) if isinstance(v, list) and key != "effects" else v for key, v in settings.items()}
 
 
 PROCEDURAL = {"piano": procedural_performance}
 """Sources that write their own music (:mod:`amt.data.piano`) instead of reading a score: one new
 piece per recording, so no piece is in two splits by construction."""
 
-PRESETS = {
-    "tiny": Preset((4, 2, 2), (6.0, 9.0), (("chorale", 0.75), ("keyboard", 0.25)), 24, 1.0, workers=1),
-    "mini": Preset(
-        (250, 40, 40),
-        (34.0, 62.0),
-        (("chorale", 0.45), ("quartet", 0.24), ("palestrina", 0.14), ("madrigal", 0.09), ("keyboard", 0.08)),
-    ),
-    "tiny-piano": Preset((4, 2, 2), (6.0, 9.0), (("piano", 0.5), ("chorale", 0.5)), 24, 1.0, workers=1),
-}
-"""``mini`` matches mini-MusicNet: 330 recordings, 250 windows each (62,500 / 10,000 / 10,000)."""
+CORPUS_RECIPES = CONF_DIR / "corpus"
+"""Where the presets live: one yaml per corpus recipe."""
+
+
+def preset_names() -> list[str]:
+    return sorted(path.stem for path in CORPUS_RECIPES.glob("*.yaml"))
+
+
+def load_preset(name: str) -> Preset:
+    """The recipe ``conf/corpus/NAME.yaml``, instantiated (one clear line for an unknown name)."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    path = CORPUS_RECIPES / f"{name}.yaml"
+    if not path.is_file():
+        raise AmtError(f"unknown synth corpus preset {name!r}; presets: {', '.join(preset_names())}")
+    return instantiate(OmegaConf.load(path), _convert_="all")
 
 
 # --- planning: which pieces, which split ---------------------------------------------------------
@@ -232,12 +312,13 @@ def plan_recordings(preset: Preset, seed: int) -> list[RecordingPlan]:
 
 @dataclass(frozen=True)
 class PieceJob:
-    """Every recording of one piece (parsed once), for one worker."""
+    """Every recording of one piece (parsed once), for one worker: the recipe, and each split's
+    renderers with their weights."""
 
     plans: tuple[RecordingPlan, ...]
-    renderer: Renderer
+    preset: Preset
+    renderers: Mapping[str, list[tuple[Renderer, float]]]
     seed: int
-    duration_s: tuple[float, float]
     folder: Path
     room: Room | None = None
     """Render every recording in this room instead of its own (see :func:`rerender_split`)."""
@@ -277,15 +358,15 @@ def plan_performance(
     return performance, entry
 
 
-def recording_files(split: str, recording_id: str) -> tuple[str, str]:
-    """A recording's wav and label csv, relative to the recordings folder (MusicNet layout)."""
-    return f"{split}_data/{recording_id}.wav", f"{split}_labels/{recording_id}.csv"
+def recording_files(split: str, recording_id: str, audio_format: str = "wav") -> tuple[str, str]:
+    """A recording's audio and label csv, relative to the recordings folder (MusicNet layout)."""
+    return f"{split}_data/{recording_id}.{audio_format}", f"{split}_labels/{recording_id}.csv"
 
 
 def plan_procedural(plan: RecordingPlan, seed: int, duration_s: tuple[float, float]) -> tuple[Performance, dict]:
     """Write and perform one recording of a procedural source; returns it and its corpus.json entry."""
     rng = np.random.default_rng([seed, int(plan.id)])
-    performance, details = PROCEDURAL[plan.family](float(rng.uniform(*duration_s)), rng)
+    performance, details = PROCEDURAL[plan.family](float(rng.uniform(*duration_s)), rng, plan.split == "test")
     entry = {
         "id": plan.id,
         "split": plan.split,
@@ -300,24 +381,46 @@ def plan_procedural(plan: RecordingPlan, seed: int, duration_s: tuple[float, flo
 
 
 def make_recording(plan: RecordingPlan, job: PieceJob, performance: Performance, entry: dict) -> dict:
-    """Render and write one performed recording (wav, then csv); returns its corpus.json entry."""
-    audio = job.renderer.render(performance.tracks, performance.n_samples, job.room or performance.room)
+    """Render and write one performed recording (audio, then csv); returns its corpus.json entry.
+
+    How it sounds (renderer, synthesiser settings, room and effects) is drawn from a generator of its
+    own, so a recipe without voices or acoustics renders exactly what it did before they existed.
+    """
+    preset, rng = job.preset, np.random.default_rng([job.seed, int(plan.id), 1])
+    choices = job.renderers[plan.split]
+    weights = np.array([weight for _, weight in choices], dtype=np.float64)
+    renderer = choices[int(rng.choice(len(choices), p=weights / weights.sum()))][0]
+    settings = preset.synth.draw(rng) if preset.synth else SynthSettings()
+    acoustics = (preset.acoustics or {}).get(plan.split)
+    chain = acoustics.draw(rng) if acoustics else None
+    room = job.room or performance.room
+    if chain is not None and chain.room is not None:
+        room = replace(room, level=0.0)  # the simulated room replaces FluidSynth's reverb
+    tracks = played_early(performance.tracks, renderer) if preset.correct_latency else performance.tracks
+    audio = renderer.render(tracks, performance.n_samples, room, settings, rng)
+    if chain is not None:
+        audio = chain.apply(audio)
     peak = float(np.abs(audio).max())
     if not np.isfinite(peak) or peak == 0:
-        raise AmtError(f"{plan.piece}: {job.renderer.name} rendered recording {plan.id} silent or non-finite")
-    wav, csv = recording_files(plan.split, plan.id)
-    save_wav(job.folder / wav, audio * (performance.peak / peak))
+        raise AmtError(f"{plan.piece}: {renderer.name} rendered recording {plan.id} silent or non-finite")
+    audio_file, csv = recording_files(plan.split, plan.id, preset.audio_format)
+    save_audio(job.folder / audio_file, audio * (performance.peak / peak))
     write_musicnet_csv(job.folder / csv, performance.labels)
-    return entry
+    if preset.voices is None and chain is None and preset.synth is None:
+        return entry
+    sounds = {"renderer": renderer.name, "sounds": renderer.soundfont.name if renderer.soundfont else None}
+    tuning = {key: round(value, 2) for key, value in asdict(settings).items() if value}
+    return {**entry, **sounds, **({"synth": tuning} if tuning else {}), **(chain.describe() if chain else {})}
 
 
 def run_job(job: PieceJob) -> list[dict]:
     """Worker entry point: parse the piece once (or write it), make each of its recordings."""
     name = job.plans[0].family
+    duration_s = job.preset.duration_s
     if name in PROCEDURAL:
-        return [make_recording(p, job, *plan_procedural(p, job.seed, job.duration_s)) for p in job.plans]
+        return [make_recording(p, job, *plan_procedural(p, job.seed, duration_s)) for p in job.plans]
     score = load_score(job.plans[0].piece, FAMILIES[name].voices)
-    return [make_recording(p, job, *plan_performance(p, score, job.seed, job.duration_s)) for p in job.plans]
+    return [make_recording(p, job, *plan_performance(p, score, job.seed, duration_s)) for p in job.plans]
 
 
 def piece_jobs(plans: Sequence[RecordingPlan], **common) -> list[PieceJob]:
@@ -389,10 +492,8 @@ class SynthCorpus:
         workers: int | None = None,
         progress: bool = True,
     ):
-        if preset not in PRESETS:
-            raise AmtError(f"unknown synth corpus preset {preset!r}; presets: {', '.join(PRESETS)}")
         self.root = Path(root)
-        self.preset_name, self.preset = preset, PRESETS[preset]
+        self.preset_name, self.preset = preset, load_preset(preset)
         self.seed = seed
         self.soundfont = soundfont
         self.workers = workers if workers is not None else min(self.preset.workers, os.cpu_count() or 1)
@@ -406,7 +507,7 @@ class SynthCorpus:
     def windows_dir(self) -> Path:
         return self.root / "windows"
 
-    def params(self, renderer: Renderer) -> dict:
+    def params(self, renderers: Mapping[str, list[tuple[Renderer, float]]]) -> dict:
         """The cache key: everything that changes the recordings (not the worker count)."""
         import music21
 
@@ -418,16 +519,16 @@ class SynthCorpus:
                 "preset_settings": settings,
                 "seed": self.seed,
                 "music21": music21.__version__,
-                **renderer.params(),
+                "renderers": {split: [[r.params(), w] for r, w in choices] for split, choices in renderers.items()},
             }
         )
 
     def prepare(self) -> Path:
         """Build what is missing or stale (recordings, then windows) and return the windows folder."""
-        renderer = choose_renderer(self.soundfont)
-        params = self.params(renderer)
+        renderers = self.preset.renderers(self.soundfont)
+        params = self.params(renderers)
         if not self.recordings_complete(params):
-            self.build_recordings(renderer, params)
+            self.build_recordings(renderers, params)
         window_params = {
             "corpus": params,
             "windows_per_recording": self.preset.windows_per_recording,
@@ -453,37 +554,38 @@ class SynthCorpus:
             return False
         if not isinstance(record, dict) or record.get("params") != params:
             return False
-        folder = self.recordings_dir
+        folder, audio_format = self.recordings_dir, self.preset.audio_format
         return all(
-            (folder / f"{e['split']}_data" / f"{e['id']}.wav").is_file()
-            and (folder / f"{e['split']}_labels" / f"{e['id']}.csv").is_file()
+            (folder / name).is_file()
             for e in record.get("recordings", [])
+            for name in recording_files(e["split"], e["id"], audio_format)
         )
 
     def _built_files(self) -> list[str]:
         """The recordings an earlier build's corpus.json lists (amt's own manifest)."""
         try:
             record = json.loads((self.root / CORPUS_JSON).read_text())
-            return [name for entry in record["recordings"] for name in recording_files(entry["split"], entry["id"])]
+            audio_format = record["params"]["preset_settings"].get("audio_format", "wav")
+            entries = record["recordings"]
+            return [name for e in entries for name in recording_files(e["split"], e["id"], audio_format)]
         except (OSError, ValueError, TypeError, KeyError):
             return []
 
-    def build_recordings(self, renderer: Renderer, params: dict) -> None:
+    def build_recordings(self, renderers: Mapping[str, list[tuple[Renderer, float]]], params: dict) -> None:
         """Render every recording afresh, then write corpus.json (so an interrupted build has none).
 
         Only files an earlier build wrote are replaced; a recordings folder holding anything else is
         refused before anything is written (:func:`amt.files.take_folder`).
         """
         plans = plan_recordings(self.preset, self.seed)
-        planned = [name for plan in plans for name in recording_files(plan.split, plan.id)]
+        planned = [name for plan in plans for name in recording_files(plan.split, plan.id, self.preset.audio_format)]
         take_folder(self.recordings_dir, planned, "a synth corpus", known=self._built_files(), keep=FEATURE_CACHES)
         (self.root / CORPUS_JSON).unlink(missing_ok=True)
-        jobs = piece_jobs(
-            plans, renderer=renderer, seed=self.seed, duration_s=self.preset.duration_s, folder=self.recordings_dir
-        )
+        jobs = piece_jobs(plans, preset=self.preset, renderers=renderers, seed=self.seed, folder=self.recordings_dir)
+        names = sorted({renderer.name for choices in renderers.values() for renderer, _ in choices})
         entries = []
         with Progress(disable=not self.progress) as bar:
-            task = bar.add_task(f"synth corpus ({renderer.name})", total=len(plans))
+            task = bar.add_task(f"synth corpus ({', '.join(names)})", total=len(plans))
             for done in completed_jobs(jobs, self.workers):
                 entries += done
                 bar.advance(task, len(done))
@@ -510,20 +612,19 @@ def rerender_split(
     soundfont and room, in MusicNet layout under ``out``: a test set of timbres and a hall that
     training never heard. FluidSynth and the soundfont are required (no harmonic fallback here).
     """
-    if preset not in PRESETS:
-        raise AmtError(f"unknown synth corpus preset {preset!r}; presets: {', '.join(PRESETS)}")
+    recipe = replace(load_preset(preset), voices=None, synth=None, acoustics=None, correct_latency=False)
     if split not in SPLITS:
         raise AmtError(f"unknown split {split!r} (choose from: {', '.join(SPLITS)})")
     renderer = choose_renderer(soundfont, evaluation=split == "test")
     if renderer.soundfont is None:
         raise AmtError(f"cannot render with {soundfont}: FluidSynth or the soundfont is missing")
     out = Path(out)
-    plans = [plan for plan in plan_recordings(PRESETS[preset], seed) if plan.split == split]
-    files = [name for plan in plans for name in recording_files(plan.split, plan.id)]
+    plans = [plan for plan in plan_recordings(recipe, seed) if plan.split == split]
+    files = [name for plan in plans for name in recording_files(plan.split, plan.id, recipe.audio_format)]
     take_folder(out, files, f"a re-rendered {split} split", keep=FEATURE_CACHES)
-    jobs = piece_jobs(plans, renderer=renderer, seed=seed, duration_s=PRESETS[preset].duration_s, folder=out, room=room)
+    jobs = piece_jobs(plans, preset=recipe, renderers={split: [(renderer, 1.0)]}, seed=seed, folder=out, room=room)
     with Progress() as bar:
         task = bar.add_task(f"{split} split with {Path(soundfont).name}", total=len(plans))
-        for done in completed_jobs(jobs, workers or min(PRESETS[preset].workers, os.cpu_count() or 1)):
+        for done in completed_jobs(jobs, workers or min(recipe.workers, os.cpu_count() or 1)):
             bar.advance(task, len(done))
     return out
