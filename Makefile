@@ -7,7 +7,7 @@ PRESET  ?= mini
 ARGS    ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps data train test test-fast lint bench basic-pitch compare clean
+.PHONY: help install system-deps data train test test-fast lint bench basic-pitch transkun harmonica compare clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -70,7 +70,30 @@ $(BP_VENV)/.installed:
 	$(BP_VENV)/bin/pip install --quiet librosa mir-eval numpy pretty-midi "resampy>=0.2.2,<0.4.3" scikit-learn scipy typing-extensions onnxruntime
 	touch $@
 
-compare: $(STAMP) basic-pitch  ## amt's bundled models against basic-pitch on the mini corpus's test recordings (ARGS="--model ...")
+# transkun (piano; its torchaudio wheel is a CUDA build whose libraries it never loads: only the
+# pure-python mel filterbank is used) and harmonica-amt, each beside the project, never inside it.
+TK_VENV := .venv-transkun
+transkun: $(TK_VENV)/.installed  ## transkun 2.0.1 in its own virtual environment, for scripts/compare.py
+
+$(TK_VENV)/.installed:
+	python3 -m venv $(TK_VENV)
+	$(TK_VENV)/bin/pip install --quiet -c constraints.txt torch==2.13.0
+	$(TK_VENV)/bin/pip install --quiet -c constraints.txt --no-deps transkun==2.0.1 torchaudio==2.11.0
+	$(TK_VENV)/bin/pip install --quiet -c constraints.txt ncls pretty-midi scipy numpy mir-eval pydub moduleconf soxr tqdm "setuptools<81"
+	rm -f $(TK_VENV)/lib/python3.*/site-packages/torchaudio/lib/*.so
+	touch $@
+
+HA_VENV := .venv-harmonica
+harmonica: $(HA_VENV)/.installed  ## harmonica-amt 0.3.0 in its own virtual environment, for scripts/compare.py
+
+$(HA_VENV)/.installed:
+	python3 -m venv $(HA_VENV)
+	$(HA_VENV)/bin/pip install --quiet -c constraints.txt torch==2.13.0
+	$(HA_VENV)/bin/pip install --quiet -c constraints.txt --no-deps --ignore-requires-python harmonica-amt==0.3.0
+	$(HA_VENV)/bin/pip install --quiet -c constraints.txt "loguru>=0.7" "nnaudio>=0.3.4" numpy "omegaconf>=2.3" scipy "soundfile>=0.13" "symusic>=0.6" "typer>=0.15"
+	touch $@
+
+compare: $(STAMP) basic-pitch transkun harmonica  ## amt's bundled models against basic-pitch on the mini corpus's test recordings (ARGS="--model ...")
 	$(PY) scripts/compare.py --recordings data/synth-$(PRESET)/recordings --split test --out outputs/compare/$(PRESET) $(ARGS)
 
 clean:  ## remove caches and run outputs (keeps .venv/ and data/)

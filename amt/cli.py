@@ -164,6 +164,29 @@ def _add_data_stats(data: Commands) -> None:
     stats.set_defaults(run=_data_stats)
 
 
+def _data_describe(args: argparse.Namespace) -> None:
+    from amt.data.statistics import MAESTRO, comparison_rows, describe
+
+    columns = {str(path): describe(path, None if args.split == "all" else args.split) for path in args.recordings}
+    published = {} if args.no_published else {"MAESTRO (published)": MAESTRO}
+    table = Table(title=f"what the corpora hold ({args.split} recordings)")
+    for column in ("", *columns, *published):
+        table.add_column(column, justify="right" if column else "left", overflow="fold", max_width=48)
+    for row in comparison_rows(columns, published):
+        table.add_row(*row)
+    _print_wide(table)
+
+
+def _add_data_describe(data: Commands) -> None:
+    describe = data.add_parser(
+        "describe", help="what folders of recordings hold (notes/s, polyphony, range, velocity, pedal, timbres, rooms)"
+    )
+    describe.add_argument("recordings", type=Path, nargs="+", help="folders of recordings, side by side")
+    describe.add_argument("--split", default="all", help="one split's recordings (train, valid, test) or all (default)")
+    describe.add_argument("--no-published", action="store_true", help="leave out MAESTRO's published figures")
+    describe.set_defaults(run=_data_describe)
+
+
 def _add_data(commands: Commands) -> None:
     data = commands.add_parser("data", help="build, download or check data sets")
     sources = data.add_subparsers(dest="source", required=True)
@@ -174,6 +197,7 @@ def _add_data(commands: Commands) -> None:
         _add_data_minimusicnet,
         _add_data_spectra,
         _add_data_stats,
+        _add_data_describe,
     ):
         add(sources)
 
@@ -450,7 +474,7 @@ def _add_transcribe(commands: Commands) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from amt.evaluate import evaluate, results_table, write_csv
+    from amt.evaluate import diagnostics_table, evaluate, results_table, write_csv
     from amt.files import write_json
     from amt.grid import FrameGrid
 
@@ -460,8 +484,10 @@ def _evaluate(args: argparse.Namespace) -> None:
         _log_decoder(run)
     grid = FrameGrid(args.hop) if run is None and args.hop is not None else None
     with _progress_bar() as progress:
-        results = evaluate(args.path, run, args.predictions or (), grid, progress, split)
+        results = evaluate(args.path, run, args.predictions or (), grid, progress, split, args.diagnostics)
     _print_wide(results_table(results, per_recording=args.per_recording))
+    for system, table in results.get("diagnostics", {}).items():
+        _print_wide(diagnostics_table(system, table))
     if args.json:
         write_json(results, args.json)
     if args.csv:
@@ -480,6 +506,11 @@ def _add_evaluate(commands: Commands) -> None:
         "--split", help="a split of a MusicNet-layout folder (default: test when it has several; all: every split)"
     )
     evaluate.add_argument("--per-recording", action="store_true", help="print every recording, not only pooled")
+    evaluate.add_argument(
+        "--diagnostics",
+        action="store_true",
+        help="where notes are lost: note recall, precision and F1 by octave, polyphony, duration, velocity, timbre",
+    )
     evaluate.add_argument("--json", type=Path, help="write all metrics as JSON")
     evaluate.add_argument("--csv", type=Path, help="write all metrics as CSV")
     _add_model_options(evaluate)

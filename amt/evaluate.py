@@ -14,7 +14,7 @@ import csv
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,10 @@ from rich.table import Table
 
 from amt.data.recordings import Recording, find_labelled_recordings
 from amt.decode import DecoderConfig, Frames, decode
+from amt.diagnostics import Tally, tally, with_performed_velocities
+from amt.diagnostics import add as add_tally
+from amt.diagnostics import metrics as diagnostic_metrics
+from amt.diagnostics import timbres as diagnostic_timbres
 from amt.errors import AmtError
 from amt.files import write_atomically
 from amt.grid import WINDOW_GRID, FrameGrid
@@ -103,6 +107,7 @@ class _Scored:
     counts: dict[str, Counts]
     probabilities: np.ndarray | None = None
     roll: np.ndarray | None = None
+    tallies: dict[str, Tally] = field(default_factory=dict)
 
 
 def _reference(recording: Recording, duration_s: float) -> list[NoteEvent]:
@@ -112,22 +117,33 @@ def _reference(recording: Recording, duration_s: float) -> list[NoteEvent]:
 
 
 def _score_recording(
-    recording: Recording, run: ModelRun | None, folders: Sequence[Path], grid: FrameGrid, progress: Progress | None
+    recording: Recording,
+    run: ModelRun | None,
+    folders: Sequence[Path],
+    grid: FrameGrid,
+    progress: Progress | None,
+    timbre: str | None = None,
 ) -> _Scored:
+    """Every system's counts on one recording; with a ``timbre`` (diagnostics asked for), its tallies too."""
     duration_s = audio_duration_s(recording.wav)
     reference = _reference(recording, duration_s)
     scored = _Scored({})
+    estimates = {}
     if run is not None:
         frames = run.frames(recording.wav, progress, recording.id)
         scored.probabilities, scored.roll = frames.probabilities, piano_roll(reference, frames.times)
         for name in run.decoders:
-            scored.counts[name] = score(reference, decode(name, frames, run.config), frames.times)
+            estimates[name] = decode(name, frames, run.config)
+            scored.counts[name] = score(reference, estimates[name], frames.times)
     times = grid.times(grid.count(round(duration_s * grid.sample_rate)))
     for folder in folders:
         path = _prediction_file(folder, recording.id)
-        estimate = read_note_csv(path)
-        check_timing(estimate, duration_s, path, NOTE_UNITS)
-        scored.counts[folder.name] = score(reference, estimate, times)
+        estimates[folder.name] = read_note_csv(path)
+        check_timing(estimates[folder.name], duration_s, path, NOTE_UNITS)
+        scored.counts[folder.name] = score(reference, estimates[folder.name], times)
+    if timbre is not None:
+        performed, known = with_performed_velocities(reference, recording.csv)
+        scored.tallies = {name: tally(performed, notes, timbre, known) for name, notes in estimates.items()}
     return scored
 
 
@@ -146,10 +162,12 @@ def evaluate(
     grid: FrameGrid | None = None,
     progress: Progress | None = None,
     split: str | None = None,
+    diagnose: bool = False,
 ) -> dict:
     """Rate a model (one system per decoder) and/or folders of note csvs on the recordings in ``root``
     (only its ``split``, when given), all on one frame grid: the model's, else ``grid`` (default:
-    the report's back-to-back windows).
+    the report's back-to-back windows). With ``diagnose``, also where each system loses notes
+    (:mod:`amt.diagnostics`), under ``"diagnostics"``.
 
     A recording that cannot be scored (unreadable audio or labels, implausible times) is left out of
     every system and named under ``"failed"``; the others are still scored. Returns
@@ -176,14 +194,19 @@ def evaluate(
     counts: dict[str, dict[str, Counts]] = {name: {} for name in names}
     ap: dict[str, float | None] = {}
     probabilities, rolls, failed = [], [], {}
+    known_timbres = diagnostic_timbres(root) if diagnose else {}
+    tallies: dict[str, Tally] = {name: {} for name in names}
     for recording in recordings:
+        timbre = known_timbres.get(recording.id, "unknown") if diagnose else None
         try:
-            scored = _score_recording(recording, run, folders, grid, progress)
+            scored = _score_recording(recording, run, folders, grid, progress, timbre)
         except AmtError as error:
             failed[recording.id] = _named(error, recording)
             continue
         for name in names:
             counts[name][recording.id] = scored.counts[name]
+            if diagnose:
+                add_tally(tallies[name], scored.tallies[name])
         if run is not None:
             ap[recording.id] = micro_average_precision(scored.probabilities, scored.roll)
             probabilities.append(scored.probabilities)
@@ -202,11 +225,14 @@ def evaluate(
         "offset_ratio": OFFSET_RATIO,
         "decoder_config": asdict(run.config) if run is not None else None,
     }
-    return {
+    results = {
         "settings": settings,
         "systems": {name: system.table() for name, system in systems.items()},
         "failed": failed,
     }
+    if diagnose:
+        results["diagnostics"] = {name: diagnostic_metrics(tallies[name]) for name in names}
+    return results
 
 
 # --- threshold tuning ----------------------------------------------------------------------------
@@ -328,6 +354,26 @@ def results_table(results: dict, per_recording: bool = False) -> Table:
         for rid in shown:
             table.add_row(name, rid, *_cells(rows[rid]), end_section=rid == POOLED)
     return table
+
+
+def diagnostics_table(system: str, table: dict) -> Table:
+    """One system's diagnostics (:func:`amt.diagnostics.metrics`): a row per attribute bin."""
+    out = Table(
+        title=f"{system}: onset-only note F1 by attribute (recall over reference notes, precision over predicted)"
+    )
+    for column in ("attribute", "bin", "reference notes", "recall", "predicted notes", "precision", "F1"):
+        out.add_column(column, justify="left" if column in ("attribute", "bin") else "right")
+    for attribute, bins in table.items():
+        for i, (label, cell) in enumerate(bins.items()):
+            numbers = [cell["recall"], cell["predicted_notes"], cell["precision"], cell["f1"]]
+            out.add_row(
+                attribute if i == 0 else "",
+                label,
+                str(cell["reference_notes"]),
+                *(f"{v:.3f}" if isinstance(v, float) else "–" if v is None else str(v) for v in numbers),
+                end_section=i == len(bins) - 1,
+            )
+    return out
 
 
 def tuning_table(trials: Sequence[tuple[DecoderConfig, dict]], decoder: str, title: str, top: int = 10) -> Table:

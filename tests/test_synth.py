@@ -256,3 +256,59 @@ def test_evaluation_only_soundfonts_never_render_training_or_validation_recordin
         assert not (tmp_path / f"rerendered-{split}").exists()
     monkeypatch.setattr(render, "SYSTEM_SOUNDFONTS", (str(tmp_path / "default-GM.sf2"),))
     assert render.find_soundfont() is None  # passed over as a default: the harmonic fallback says so
+
+
+@pytest.fixture(scope="module")
+def varied(tmp_path_factory) -> SynthCorpus:
+    corpus = SynthCorpus(tmp_path_factory.mktemp("varied") / "corpus", "tiny-varied", progress=False)
+    corpus.prepare()
+    return corpus
+
+
+@requires_fluidsynth
+def test_a_varied_recipe_draws_its_sounds_per_split_and_records_them(varied):
+    entries = corpus_record(varied)["recordings"]
+    assert all((varied.recordings_dir / f"{e['split']}_data" / f"{e['id']}.flac").is_file() for e in entries)
+    by_split = {split: {e["sounds"] for e in entries if e["split"] == split} for split in SPLITS}
+    assert by_split["valid"] == {"sf_GMbank.sf2"}
+    assert by_split["test"] <= {"MuseScore_General_Full.sf3", "TimGM6mb.sf2"}
+    assert {e["family"] for e in entries} == {"piano", "chorale"}
+    assert all("effects" in e and "renderer" in e for e in entries)
+    assert all(e["room"]["rt60_s"] >= 1.8 for e in entries if e["split"] == "test")  # halls training never had
+    labels = read_musicnet_csv(next(varied.recordings_dir.glob("train_labels/*.csv")))
+    assert len(labels) > 0
+
+
+def test_no_recipe_trains_or_validates_on_an_evaluation_only_soundfont():
+    """Fails as soon as a corpus recipe lets TimGM6mb or MuseScore General render a training or validation
+    recording, whatever name or path it uses for them."""
+    for recipe in synth.preset_names():
+        preset = load_preset(recipe)
+        for split, voices in (preset.voices or {}).items():
+            for voice in voices:
+                if voice.sounds is None:
+                    continue
+                path = Path(render.SOUNDS.get(voice.sounds, voice.sounds))
+                assert split == "test" or not render.evaluation_only(path), (recipe, split, voice)
+
+
+@requires_fluidsynth
+def test_built_training_and_validation_recordings_never_used_an_evaluation_only_soundfont(varied):
+    for entry in corpus_record(varied)["recordings"]:
+        if entry["split"] != "test" and entry["sounds"]:
+            assert not render.evaluation_only(Path(entry["sounds"])), entry
+
+
+@pytest.mark.slow
+@requires_fluidsynth
+def test_a_varied_recipe_builds_the_same_files_for_a_seed(varied, tmp_path):
+    again = SynthCorpus(tmp_path / "again", "tiny-varied", progress=False)
+    again.prepare()
+    assert recording_files(again) == recording_files(varied)
+
+
+def test_a_recipe_with_a_family_that_does_not_exist_is_one_line():
+    with pytest.raises(AmtError, match=r"corpus families \['sonatas'\] do not exist"):
+        synth.Preset((1, 1, 1), (5.0, 6.0), {"sonatas": 1.0})
+    with pytest.raises(AmtError, match=r"corpus voices for unknown splits \['training'\]"):
+        synth.Preset((1, 1, 1), (5.0, 6.0), {"piano": 1.0}, voices={"training": [{"synth": "additive"}]})

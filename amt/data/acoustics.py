@@ -22,6 +22,8 @@ from amt.grid import SAMPLE_RATE
 MAX_ORDER = 20
 """Image-source reflection order: beyond it the tail is a few percent of the energy and the cost grows
 as its cube (20 keeps a room's simulation near 10 ms)."""
+SABINE = 0.161
+"""Sabine's constant (s/m): RT60 = 0.161 V / (S a); a large room cannot be drier than a = 1 allows."""
 DIRECT_LEAD = 16
 """Samples of the impulse response kept before its direct-sound peak (the fractional-delay filter's
 onset), so a note's sound starts where its label does."""
@@ -66,7 +68,9 @@ class ShoeboxRoom:
                 strict=True,
             )
         )
-        return cls(dimensions, float(rng.uniform(*ranges.rt60_s)), source, microphone)
+        volume, surface = length * width * height, 2 * (length * width + length * height + width * height)
+        shortest = 1.2 * SABINE * volume / surface  # walls that absorb nearly everything
+        return cls(dimensions, max(float(rng.uniform(*ranges.rt60_s)), shortest), source, microphone)
 
     def impulse_response(self) -> np.ndarray:
         """The room's impulse response from source to microphone, starting at the direct sound."""

@@ -366,6 +366,25 @@ def render_fluidsynth(
     return (left + right) * np.float32(0.5)
 
 
+def performance_midi(tracks: list[Track]):
+    """The tracks as a MIDI file (``pretty_midi.PrettyMIDI``): one instrument per track with its program,
+    key-down/key-up notes and velocities, and sustain-pedal changes (CC64)."""
+    import pretty_midi
+
+    midi = pretty_midi.PrettyMIDI(resolution=960, initial_tempo=120)
+    _channels(len(tracks))  # as many players as MIDI channels (pretty_midi assigns them, skipping drums)
+    for track in tracks:
+        instrument = pretty_midi.Instrument(track.program)
+        instrument.notes = [pretty_midi.Note(int(v), int(p), float(on), float(off)) for on, off, p, v in track.notes]
+        for down, up in track.pedal:
+            instrument.control_changes += [
+                pretty_midi.ControlChange(SUSTAIN_PEDAL, 127, float(down)),
+                pretty_midi.ControlChange(SUSTAIN_PEDAL, 0, float(up)),
+            ]
+        midi.instruments.append(instrument)
+    return midi
+
+
 # --- TiMidity++ ------------------------------------------------------------------------------------
 
 TIMIDITY_CONFIGS = Path("/etc/timidity")
@@ -386,19 +405,10 @@ def render_timidity(
 
     if shutil.which("timidity") is None:
         raise AmtError("timidity is not installed (Debian/Ubuntu: apt-get install timidity freepats)")
-    midi = pretty_midi.PrettyMIDI(resolution=960, initial_tempo=120)
-    _channels(len(tracks))  # as many players as MIDI channels (pretty_midi assigns them, skipping drums)
-    for track in tracks:
-        instrument = pretty_midi.Instrument(track.program)
-        instrument.notes = [pretty_midi.Note(int(v), int(p), float(on), float(off)) for on, off, p, v in track.notes]
-        for down, up in track.pedal:
-            instrument.control_changes += [
-                pretty_midi.ControlChange(SUSTAIN_PEDAL, 127, float(down)),
-                pretty_midi.ControlChange(SUSTAIN_PEDAL, 0, float(up)),
-            ]
-        if settings.detune_cents:
+    midi = performance_midi(tracks)
+    if settings.detune_cents:
+        for instrument in midi.instruments:
             instrument.pitch_bends.append(pretty_midi.PitchBend(round(8192 * settings.detune_cents / 200), 0.0))
-        midi.instruments.append(instrument)
     with tempfile.TemporaryDirectory() as folder:
         source, out = Path(folder) / "in.mid", Path(folder) / "out.wav"
         midi.write(str(source))

@@ -52,9 +52,18 @@ from amt.data.perform import (
 )
 from amt.data.piano import procedural_performance
 from amt.data.recordings import SPLITS, find_recordings
-from amt.data.render import Renderer, Room, SynthRanges, SynthSettings, Voice, choose_renderer, played_early
+from amt.data.render import (
+    Renderer,
+    Room,
+    SynthRanges,
+    SynthSettings,
+    Voice,
+    choose_renderer,
+    performance_midi,
+    played_early,
+)
 from amt.errors import AmtError
-from amt.files import as_json, take_folder, write_json
+from amt.files import as_json, take_folder, write_atomically, write_json
 from amt.labels import write_musicnet_csv
 
 CORPUS_VERSION = 1
@@ -354,13 +363,30 @@ def plan_performance(
         "quarter_bpm": round(bpm, 1),
         "duration_s": round(performance.n_samples / SAMPLE_RATE, 3),
         "notes": len(performance.labels),
+        **performance_summary(performance),
     }
     return performance, entry
 
 
-def recording_files(split: str, recording_id: str, audio_format: str = "wav") -> tuple[str, str]:
-    """A recording's audio and label csv, relative to the recordings folder (MusicNet layout)."""
-    return f"{split}_data/{recording_id}.{audio_format}", f"{split}_labels/{recording_id}.csv"
+def performance_summary(performance: Performance) -> dict:
+    """What a recording's labels cannot tell: its key velocities (5th, 50th, 95th percentile) and the
+    share of its length with a sustain pedal down."""
+    velocities = np.concatenate([track.notes[:, 3] for track in performance.tracks])
+    pedalled = sum(up - down for track in performance.tracks for down, up in track.pedal)
+    return {
+        "velocity": [int(v) for v in np.percentile(velocities, [5, 50, 95])] if len(velocities) else [],
+        "pedal_share": round(min(1.0, pedalled / (performance.n_samples / SAMPLE_RATE)), 3),
+    }
+
+
+def recording_files(split: str, recording_id: str, audio_format: str = "wav") -> tuple[str, str, str]:
+    """A recording's audio, label csv and performance MIDI (velocities and pedal too), relative to the
+    recordings folder (MusicNet layout, with ``{split}_midi`` beside it)."""
+    return (
+        f"{split}_data/{recording_id}.{audio_format}",
+        f"{split}_labels/{recording_id}.csv",
+        f"{split}_midi/{recording_id}.mid",
+    )
 
 
 def plan_procedural(plan: RecordingPlan, seed: int, duration_s: tuple[float, float]) -> tuple[Performance, dict]:
@@ -375,6 +401,7 @@ def plan_procedural(plan: RecordingPlan, seed: int, duration_s: tuple[float, flo
         "ensemble": "solo_piano",
         "duration_s": round(performance.n_samples / SAMPLE_RATE, 3),
         "notes": len(performance.labels),
+        **performance_summary(performance),
         **details,
     }
     return performance, entry
@@ -403,9 +430,10 @@ def make_recording(plan: RecordingPlan, job: PieceJob, performance: Performance,
     peak = float(np.abs(audio).max())
     if not np.isfinite(peak) or peak == 0:
         raise AmtError(f"{plan.piece}: {renderer.name} rendered recording {plan.id} silent or non-finite")
-    audio_file, csv = recording_files(plan.split, plan.id, preset.audio_format)
+    audio_file, csv, midi = recording_files(plan.split, plan.id, preset.audio_format)
     save_audio(job.folder / audio_file, audio * (performance.peak / peak))
     write_musicnet_csv(job.folder / csv, performance.labels)
+    write_atomically(job.folder / midi, ".mid", performance_midi(performance.tracks).write)
     if preset.voices is None and chain is None and preset.synth is None:
         return entry
     sounds = {"renderer": renderer.name, "sounds": renderer.soundfont.name if renderer.soundfont else None}

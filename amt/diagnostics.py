@@ -1,0 +1,178 @@
+"""Where a transcriber loses notes: onset-only note recall, precision and F1 by register, local polyphony,
+note duration, velocity and timbre.
+
+Each reference note falls in one bin of each attribute and counts towards recall there; each
+predicted note falls in the bin its own attributes give (its pitch, duration and velocity, the
+reference polyphony at its onset, its recording's timbre) and counts towards precision. Notes are
+matched one to one as :mod:`amt.metrics` matches them (mir_eval, onsets within 50 ms), so the bins of
+an attribute add up to the pooled note F1's counts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+import mir_eval
+import numpy as np
+
+from amt.metrics import ONSET_TOLERANCE_S
+from amt.notes import NoteEvent
+
+Tally = dict[str, dict[str, list[int]]]
+"""attribute → bin → [reference notes, of them matched, predicted notes, of them matched]."""
+
+DURATION_EDGES_S = (0.1, 0.25, 0.5, 1.0, 2.0)
+VELOCITY_EDGES = (40, 60, 80, 100)
+POLYPHONY_EDGES = (1, 2, 4, 6)
+
+
+def _bin(value: float, edges: Sequence[float], unit: str = "") -> str:
+    """``value``'s bin among ``edges``: "< 0.1 s", "0.1–0.25 s", …, "≥ 2 s"."""
+    position = int(np.searchsorted(edges, value, side="right"))
+    if position == 0:
+        return f"< {edges[0]:g}{unit}"
+    if position == len(edges):
+        return f"≥ {edges[-1]:g}{unit}"
+    return f"{edges[position - 1]:g}–{edges[position]:g}{unit}"
+
+
+def _polyphony_bin(count: int) -> str:
+    edges = POLYPHONY_EDGES
+    if count <= edges[0]:
+        return "1 note"
+    position = int(np.searchsorted(edges, count, side="left"))
+    if position == len(edges):
+        return f"> {edges[-1]} notes"
+    low, high = edges[position - 1] + 1, edges[position]
+    return f"{high} notes" if low == high else f"{low}–{high} notes"
+
+
+def sounding_at(reference: Sequence[NoteEvent], times: np.ndarray) -> np.ndarray:
+    """How many reference notes sound at each of ``times`` (a note sounds over ``[onset, offset)``)."""
+    onsets = np.sort([note.onset_s for note in reference])
+    offsets = np.sort([note.offset_s for note in reference])
+    return np.searchsorted(onsets, times, side="right") - np.searchsorted(offsets, times, side="right")
+
+
+ATTRIBUTES: dict[str, Callable[[NoteEvent, int], str]] = {
+    "octave": lambda note, _: f"octave {note.pitch // 12 - 1}",
+    "polyphony": lambda _, polyphony: _polyphony_bin(polyphony),
+    "duration": lambda note, _: _bin(note.offset_s - note.onset_s, DURATION_EDGES_S, " s"),
+    "velocity": lambda note, _: _bin(note.velocity, VELOCITY_EDGES),
+}
+
+
+def _matches(reference: Sequence[NoteEvent], estimate: Sequence[NoteEvent]) -> list[tuple[int, int]]:
+    if not reference or not estimate:
+        return []
+
+    def arrays(events):
+        intervals = np.array([(e.onset_s, e.offset_s) for e in events], dtype=np.float64)
+        return intervals, mir_eval.util.midi_to_hz(np.array([e.pitch for e in events], dtype=np.float64))
+
+    return mir_eval.transcription.match_notes(
+        *arrays(reference), *arrays(estimate), onset_tolerance=ONSET_TOLERANCE_S, offset_ratio=None
+    )
+
+
+def tally(
+    reference: Sequence[NoteEvent], estimate: Sequence[NoteEvent], timbre: str = "unknown", velocities: bool = True
+) -> Tally:
+    """One recording's counts per attribute bin. ``velocities``: whether the reference notes carry real
+    velocities (from a performance MIDI); without, the velocity attribute is left out."""
+    matching = _matches(reference, estimate)
+    matched_reference = {i for i, _ in matching}
+    matched_estimate = {j for _, j in matching}
+    attributes = {name: describe for name, describe in ATTRIBUTES.items() if velocities or name != "velocity"}
+    counts: Tally = {name: {} for name in [*attributes, "timbre"]}
+    for side, notes, matched in ((0, reference, matched_reference), (2, estimate, matched_estimate)):
+        if not notes:
+            continue
+        polyphony = (
+            sounding_at(reference, np.array([note.onset_s for note in notes])) if reference else np.zeros(len(notes))
+        )
+        for i, note in enumerate(notes):
+            bins = {name: describe(note, int(polyphony[i])) for name, describe in attributes.items()}
+            bins["timbre"] = timbre
+            for name, label in bins.items():
+                cell = counts[name].setdefault(label, [0, 0, 0, 0])
+                cell[side] += 1
+                cell[side + 1] += i in matched
+    return counts
+
+
+def add(total: Tally, more: Tally) -> Tally:
+    """Counts of two tallies summed, bin by bin."""
+    for name, bins in more.items():
+        for label, cell in bins.items():
+            target = total.setdefault(name, {}).setdefault(label, [0, 0, 0, 0])
+            for k in range(4):
+                target[k] += cell[k]
+    return total
+
+
+def _order(label: str) -> tuple[float, str]:
+    """Bins in their natural order: by the first number in the label ("< 0.1 s" first), else by name."""
+    found = re.search(r"\d+(?:\.\d+)?", label)
+    number = float(found.group()) if found else float("inf")
+    return (number - (0.5 if label.startswith("<") else 0) + (0.5 if label.startswith(("≥", ">")) else 0), label)
+
+
+def metrics(counts: Tally) -> dict[str, dict[str, dict[str, float | int | None]]]:
+    """Per attribute and bin: reference notes, recall, predicted notes, precision, F1 (None where a side
+    has no notes)."""
+    table: dict = {}
+    for name, bins in counts.items():
+        table[name] = {}
+        order = _order if name != "timbre" else (lambda label, bins=bins: (-bins[label][0], label))
+        for label in sorted(bins, key=order):
+            references, recalled, predicted, right = bins[label]
+            recall = recalled / references if references else None
+            precision = right / predicted if predicted else None
+            f1 = None
+            if recall is not None and precision is not None:
+                f1 = 2 * recall * precision / (recall + precision) if recall + precision else 0.0
+            table[name][label] = {
+                "reference_notes": references,
+                "recall": recall,
+                "predicted_notes": predicted,
+                "precision": precision,
+                "f1": f1,
+            }
+    return table
+
+
+def with_performed_velocities(reference: list[NoteEvent], labels_csv) -> tuple[list[NoteEvent], bool]:
+    """The reference notes with the velocities of their recording's performance MIDI (amt's corpora
+    write ``{split}_midi/ID.mid`` beside ``{split}_labels/ID.csv``); unchanged, and False, without one."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    import pretty_midi
+
+    labels_csv = Path(labels_csv)
+    if not labels_csv.parent.name.endswith("_labels"):
+        return reference, False
+    midi = labels_csv.parent.parent / labels_csv.parent.name.replace("_labels", "_midi") / f"{labels_csv.stem}.mid"
+    if not midi.is_file():
+        return reference, False
+    played = {}
+    for instrument in pretty_midi.PrettyMIDI(str(midi)).instruments:
+        for note in instrument.notes:
+            played[note.pitch, round(note.start * 1000)] = note.velocity
+    return [replace(n, velocity=played.get((n.pitch, round(n.onset_s * 1000)), n.velocity)) for n in reference], True
+
+
+def timbres(root) -> dict[str, str]:
+    """Recording id → what rendered it (soundfont or synthesiser), from an amt corpus's corpus.json in
+    ``root`` or its parent; empty for other folders."""
+    import json
+    from pathlib import Path
+
+    root = Path(root)
+    for folder in (root, root.parent):
+        if (folder / "corpus.json").is_file():
+            entries = json.loads((folder / "corpus.json").read_text()).get("recordings", [])
+            return {e["id"]: e.get("sounds") or e.get("renderer") or "default" for e in entries}
+    return {}

@@ -1,0 +1,61 @@
+"""amt/diagnostics.py and ``amt evaluate --diagnostics``: where notes are lost, by attribute."""
+
+import pretty_midi
+import pytest
+
+from amt.cli import main
+from amt.diagnostics import metrics, sounding_at, tally, with_performed_velocities
+from amt.labels import MusicNetLabels, write_musicnet_csv
+from amt.notes import NoteEvent
+
+
+def note(onset, pitch, length=0.5, velocity=64):
+    return NoteEvent(onset, onset + length, pitch, velocity)
+
+
+def test_bins_split_the_pooled_counts_by_attribute():
+    reference = [note(0.0, 60), note(0.0, 64), note(0.0, 67), note(1.0, 96, 0.05, 110), note(2.0, 30, 2.5, 20)]
+    estimate = [note(0.01, 60), note(0.02, 64), note(1.0, 97, 0.05), note(2.0, 30, 2.4)]
+    counts = metrics(tally(reference, estimate, "FluidR3_GM.sf2"))
+    assert counts["octave"]["octave 4"] == {"reference_notes": 3, "recall": 2 / 3, "predicted_notes": 2,
+                                            "precision": 1.0, "f1": pytest.approx(0.8)}  # fmt: skip
+    assert counts["octave"]["octave 7"]["recall"] == 0.0 and counts["octave"]["octave 7"]["precision"] == 0.0
+    assert counts["polyphony"]["3–4 notes"]["reference_notes"] == 3 and counts["polyphony"]["1 note"]["recall"] == 0.5
+    assert counts["duration"]["< 0.1 s"]["recall"] == 0.0 and counts["duration"]["≥ 2 s"]["recall"] == 1.0
+    assert counts["velocity"]["≥ 100"]["recall"] == 0.0 and counts["velocity"]["< 40"]["recall"] == 1.0
+    assert counts["timbre"] == {"FluidR3_GM.sf2": {"reference_notes": 5, "recall": 0.6, "predicted_notes": 4,
+                                                   "precision": 0.75, "f1": pytest.approx(2 / 3)}}  # fmt: skip
+    for attribute in ("octave", "polyphony", "duration"):
+        assert sum(cell["reference_notes"] for cell in counts[attribute].values()) == len(reference)
+
+
+def test_polyphony_counts_the_notes_sounding_at_a_time():
+    reference = [note(0.0, 60, 1.0), note(0.5, 64, 1.0), note(1.0, 67, 1.0)]
+    assert sounding_at(reference, [0.25, 0.75, 1.0, 1.75, 3.0]).tolist() == [1, 2, 2, 1, 0]
+
+
+def test_reference_velocities_come_from_the_performance_midi(tmp_path):
+    (tmp_path / "test_labels").mkdir()
+    (tmp_path / "test_midi").mkdir()
+    csv = tmp_path / "test_labels" / "7.csv"
+    write_musicnet_csv(csv, MusicNetLabels.from_rows([(44100, 66150, 1, 60, 0.0, 1.0, "Quarter")]))
+    midi = pretty_midi.PrettyMIDI()
+    piano = pretty_midi.Instrument(0)
+    piano.notes.append(pretty_midi.Note(23, 60, 1.0, 1.5))
+    midi.instruments.append(piano)
+    midi.write(str(tmp_path / "test_midi" / "7.mid"))
+    performed, known = with_performed_velocities([note(1.0, 60)], csv)
+    assert known and performed[0].velocity == 23
+    assert with_performed_velocities([note(1.0, 60)], tmp_path / "elsewhere.csv") == ([note(1.0, 60)], False)
+
+
+def test_amt_evaluate_prints_the_diagnostics(checkpoint, data_dir, tmp_path, capsys):
+    out = tmp_path / "results.json"
+    recordings = str(data_dir / "synth-tiny" / "recordings")
+    assert main(["evaluate", recordings, "--ckpt", str(checkpoint), "--diagnostics", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "onset-only note F1 by attribute" in printed and "polyphony" in printed and "timbre" in printed
+    import json
+
+    diagnostics = json.loads(out.read_text())["diagnostics"]
+    assert set(diagnostics["hysteresis"]) == {"octave", "polyphony", "duration", "velocity", "timbre"}
