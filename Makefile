@@ -79,7 +79,7 @@ $(TK_VENV)/.installed:
 	python3 -m venv $(TK_VENV)
 	$(TK_VENV)/bin/pip install --quiet -c constraints.txt torch==2.13.0
 	$(TK_VENV)/bin/pip install --quiet -c constraints.txt --no-deps transkun==2.0.1 torchaudio==2.11.0
-	$(TK_VENV)/bin/pip install --quiet -c constraints.txt ncls pretty-midi scipy numpy mir-eval pydub moduleconf soxr tqdm "setuptools<81"
+	$(TK_VENV)/bin/pip install --quiet -c constraints.txt ncls pretty-midi scipy numpy mir-eval pydub moduleconf soxr soundfile tqdm "setuptools<81"
 	rm -f $(TK_VENV)/lib/python3.*/site-packages/torchaudio/lib/*.so
 	touch $@
 

@@ -1,41 +1,46 @@
-"""amt's models side by side with basic-pitch on the same recordings: one table, one command.
+"""amt's models side by side with published transcribers on the same recordings: one table, one command.
 
-    python scripts/compare.py --recordings data/synth-mini/recordings --split test \\
-        --model cnn_multi=amt/weights/default.ckpt:naive,hysteresis \\
-        --model context_gru=outputs/.../best.ckpt:onsets --out outputs/compare/in-domain
+    python scripts/compare.py --recordings data/synth-varied/recordings --split test --out outputs/compare/varied
 
-Every system writes a note csv per recording (amt's through ``amt.transcribe.transcribe_file``,
-file to MIDI and csv, timed per file after the model is loaded; basic-pitch through
-scripts/basic_pitch_runner.py in its own virtual environment, timed per file after a warm-up), and
-one scorer rates them all (``amt.evaluate``, predictions mode): frame F1 on a 1,024-sample grid,
-note F1 onset-only (50 ms) and with offsets (ratio 0.2), re-attacks per reference note, and the
-real-time factor (audio seconds per wall-clock second) on this machine.
+Every system writes a note csv per recording: amt's through ``amt.transcribe.transcribe_file`` (file
+to MIDI and csv, timed per file after the model is loaded), the peers through scripts/peer_runner.py
+in their own virtual environments (timed per file after a warm-up): basic-pitch (``make basic-pitch``),
+transkun and harmonica-amt (``make transkun``, ``make harmonica``). One scorer rates them all
+(``amt.evaluate``, predictions mode): frame F1 on the context models' 23 ms grid, note F1 onset-only
+(50 ms) and with offsets (ratio 0.2), re-attacks per reference note, and the real-time factor (audio
+seconds per wall-clock second) on this machine; ``--diagnostics`` adds where each system loses notes.
 
-basic-pitch is installed apart from the project (its package pins an old TensorFlow; the ONNX model
-needs none), into ``.venv-basic-pitch`` (``make basic-pitch``); ``--no-basic-pitch`` leaves it out.
-This is a script, not a test and not a dependency of the package.
+A corpus whose corpus.json says which recordings are solo piano is scored in two blocks, piano and
+ensemble. Peers' outputs are cached under ``OUT/systems`` with each recording's audio checksum, so a
+rerun transcribes only recordings that are new or changed. The peers are comparisons only: never
+dependencies of amt, never teachers. This is a script, not a test.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import soundfile
 
 from amt.checkpoint import CNN_MULTI_CHECKPOINT, DEFAULT_CHECKPOINT, load
-from amt.data.recordings import find_recordings
+from amt.data.recordings import Recording, find_recordings
 from amt.evaluate import POOLED, evaluate
 from amt.grid import CONTEXT_GRID
 from amt.transcribe import Outputs, TranscribeSettings, transcribe_file
 
 REPO = Path(__file__).resolve().parent.parent
-BASIC_PITCH_PYTHON = REPO / ".venv-basic-pitch" / "bin" / "python"
+PEERS = {
+    "basic-pitch": REPO / ".venv-basic-pitch",
+    "transkun": REPO / ".venv-transkun",
+    "harmonica": REPO / ".venv-harmonica",
+}
+"""Published transcribers and the virtual environments ``make basic-pitch|transkun|harmonica`` builds."""
 FRAME_GRID = CONTEXT_GRID
 """Every system is scored on the context models' grid (23 ms frames); window models run on it too."""
 COLUMNS = {
@@ -55,51 +60,77 @@ def parse_model(text: str) -> tuple[str, Path, list[str]]:
     return name, Path(ckpt), decoders.split(",")
 
 
-def flat_view(recordings: list, folder: Path) -> Path:
-    """``ID.wav`` + ``ID.csv`` links to one split's recordings, the layout ``amt.evaluate`` reads."""
+def recording_sets(root: Path, split: str) -> dict[str, list[Recording]]:
+    """The split's recordings, in a piano block and an ensemble block when the corpus.json beside them
+    says which are solo piano; else in one block."""
+    recordings = find_recordings(root, split)
+    record = next((p / "corpus.json" for p in (root, root.parent) if (p / "corpus.json").is_file()), None)
+    if record is None:
+        return {split: recordings}
+    ensembles = {e["id"]: e.get("ensemble") for e in json.loads(record.read_text())["recordings"]}
+    sets = {
+        "piano": [r for r in recordings if ensembles.get(r.id) == "solo_piano"],
+        "ensemble": [r for r in recordings if ensembles.get(r.id) not in (None, "solo_piano")],
+    }
+    return {name: chosen for name, chosen in sets.items() if chosen}
+
+
+def flat_view(recordings: list[Recording], folder: Path) -> Path:
+    """``ID.<audio>`` + ``ID.csv`` links to the recordings, the layout ``amt.evaluate`` reads."""
     folder.mkdir(parents=True, exist_ok=True)
     for recording in recordings:
-        for source, suffix in ((recording.wav, ".wav"), (recording.csv, ".csv")):
-            link = folder / f"{recording.id}{suffix}"
+        for source in (recording.wav, recording.csv):
+            link = folder / f"{recording.id}{source.suffix}"
             link.unlink(missing_ok=True)
             link.symlink_to(source.resolve())
     return folder
 
 
-def run_amt(name: str, ckpt: Path, decoder: str, recordings: list, out: Path) -> float:
-    """Transcribe every recording to OUT/ID.notes.csv (and .mid); returns the seconds spent."""
+def run_amt(name: str, ckpt: Path, decoder: str, recordings: list[Recording], out: Path) -> dict[str, float]:
+    """Transcribe every recording to OUT/ID.notes.csv (and .mid); returns seconds per recording."""
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = load(ckpt)
-    # every model with its tuned decoder settings (amt tune --save)
-    grid = checkpoint.grid(FRAME_GRID.hop)
+    grid = checkpoint.grid(FRAME_GRID.hop)  # every model with its tuned decoder settings (amt tune --save)
     settings = TranscribeSettings(grid=grid, decoder=decoder, decoder_config=checkpoint.decoder_config)
-    seconds = 0.0
+    seconds = {}
     for recording in recordings:
         start = time.perf_counter()
         transcribe_file(recording.wav, Outputs(out / f"{recording.id}.mid"), checkpoint.model, settings)
-        seconds += time.perf_counter() - start
-    print(f"{name} ({decoder}): {len(recordings)} recordings in {seconds:.1f} s", flush=True)
+        seconds[recording.id] = time.perf_counter() - start
+    print(f"{name} ({decoder}): {len(recordings)} recordings in {sum(seconds.values()):.1f} s", flush=True)
     return seconds
 
 
-def run_basic_pitch(recordings: list, out: Path) -> float:
-    if not BASIC_PITCH_PYTHON.is_file():
-        sys.exit(f"compare: {BASIC_PITCH_PYTHON} is missing: run `make basic-pitch`, or pass --no-basic-pitch")
-    command = [str(BASIC_PITCH_PYTHON), str(REPO / "scripts" / "basic_pitch_runner.py"), str(out)]
-    subprocess.run(
-        command + [str(r.wav) for r in recordings], check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    )
-    seconds = sum(json.loads((out / "timings.json").read_text()).values())
-    print(f"basic-pitch: {len(recordings)} recordings in {seconds:.1f} s", flush=True)
-    return seconds
+def checksum(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def markdown(rows: list[dict], title: str) -> str:
-    lines = [f"# {title}", "", "| system | " + " | ".join(COLUMNS.values()) + " | real-time factor |"]
-    lines.append("| --- " * (len(COLUMNS) + 2) + "|")
-    for row in rows:
-        cells = [f"{row[key]:.3f}" for key in COLUMNS]
-        lines.append(f"| {row['system']} | " + " | ".join(cells) + f" | {row['real_time_factor']:.0f}× |")
+def run_peer(peer: str, recordings: list[Recording], out: Path) -> dict[str, float]:
+    """The peer's note csvs for every recording in OUT, transcribing only those missing or whose audio
+    changed since (``OUT/cache.json``); returns seconds per recording."""
+    out.mkdir(parents=True, exist_ok=True)
+    cache_file = out / "cache.json"
+    cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+    sums = {r.id: checksum(r.wav) for r in recordings}
+    todo = [r for r in recordings if cache.get(r.id) != sums[r.id] or not (out / f"{r.id}.notes.csv").is_file()]
+    if todo:
+        python = PEERS[peer] / "bin" / "python"
+        command = [str(python), str(REPO / "scripts" / "peer_runner.py"), peer, str(out), *(str(r.wav) for r in todo)]
+        subprocess.run(command, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        cache |= {r.id: sums[r.id] for r in todo}
+        cache_file.write_text(json.dumps(cache, indent=1))
+    timings = json.loads((out / "timings.json").read_text())
+    print(f"{peer}: {len(todo)} of {len(recordings)} recordings transcribed (the rest cached)", flush=True)
+    return {r.id: timings[r.id] for r in recordings}
+
+
+def markdown(blocks: dict[str, list[dict]], title: str) -> str:
+    lines = [f"# {title}", "", "| set | system | " + " | ".join(COLUMNS.values()) + " | real-time factor |"]
+    lines.append("| --- " * (len(COLUMNS) + 3) + "|")
+    for name, rows in blocks.items():
+        for row in rows:
+            cells = [f"{row[key]:.3f}" for key in COLUMNS]
+            lines.append(f"| {name} | {row['system']} | " + " | ".join(cells) + f" | {row['real_time_factor']:.1f}× |")
     return "\n".join(lines) + "\n"
 
 
@@ -114,39 +145,63 @@ def main(argv: list[str] | None = None) -> None:
         help="NAME=CKPT:DECODERS, repeatable (default: the bundled default model with its onsets decoder and "
         "the report's cnn_multi with hysteresis)",
     )
-    parser.add_argument("--no-basic-pitch", action="store_true")
+    parser.add_argument(
+        "--peers",
+        default=",".join(PEERS),
+        help=f"published transcribers to run, comma-separated (default: {','.join(PEERS)}; '' for none)",
+    )
+    parser.add_argument("--diagnostics", action="store_true", help="where each system loses notes, per set")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--title", default=None)
     args = parser.parse_args(argv)
+    peers = [peer for peer in args.peers.split(",") if peer]
+    for peer in peers:
+        if peer not in PEERS:
+            parser.error(f"unknown peer {peer!r} (choose from: {', '.join(PEERS)})")
+        if not (PEERS[peer] / "bin" / "python").is_file():
+            parser.error(f"{PEERS[peer]} is missing: run `make {peer}`, or leave it out with --peers")
 
-    recordings = find_recordings(args.recordings, args.split)
-    audio_s = sum(soundfile.info(r.wav).duration for r in recordings)
-    seconds: dict[str, float] = {}
+    sets = recording_sets(args.recordings, args.split)
+    recordings = [r for chosen in sets.values() for r in chosen]
     models = args.model or [
         ("default", DEFAULT_CHECKPOINT, ["onsets"]),
         ("cnn_multi", CNN_MULTI_CHECKPOINT, ["hysteresis"]),
     ]
+    seconds: dict[str, dict[str, float]] = {}
     for name, ckpt, decoders in models:
         for decoder in decoders:
             system = f"{name} ({decoder})"
             seconds[system] = run_amt(name, ckpt, decoder, recordings, args.out / "systems" / system)
-    if not args.no_basic_pitch:
-        seconds["basic-pitch"] = run_basic_pitch(recordings, args.out / "systems" / "basic-pitch")
+    for peer in peers:
+        seconds[peer] = run_peer(peer, recordings, args.out / "systems" / peer)
 
-    view = flat_view(recordings, args.out / "recordings")
-    results = evaluate(view, predictions=[args.out / "systems" / system for system in seconds], grid=FRAME_GRID)
-    rows = [
-        {
-            "system": system,
-            **{k: results["systems"][system][POOLED][k] for k in COLUMNS},
-            "real_time_factor": audio_s / seconds[system],
-        }
-        for system in seconds
-    ]
-    title = args.title or f"{args.recordings} ({args.split}: {len(recordings)} recordings, {audio_s / 60:.1f} min)"
-    (args.out / "comparison.json").write_text(json.dumps({"title": title, "rows": rows, "results": results}, indent=1))
-    (args.out / "comparison.md").write_text(markdown(rows, title))
-    print(markdown(rows, title))
+    blocks, results = {}, {}
+    for set_name, chosen in sets.items():
+        audio_s = sum(soundfile.info(r.wav).duration for r in chosen)
+        view = flat_view(chosen, args.out / "recordings" / set_name)
+        folders = [args.out / "systems" / system for system in seconds]
+        results[set_name] = evaluate(view, predictions=folders, grid=FRAME_GRID, diagnose=args.diagnostics)
+        blocks[set_name] = [
+            {
+                "system": system,
+                **{k: results[set_name]["systems"][system][POOLED][k] for k in COLUMNS},
+                "real_time_factor": audio_s / sum(seconds[system][r.id] for r in chosen),
+            }
+            for system in seconds
+        ]
+        if args.diagnostics:
+            from rich.console import Console
+
+            from amt.evaluate import diagnostics_table
+
+            for system, table in results[set_name]["diagnostics"].items():
+                Console(width=160).print(diagnostics_table(f"{set_name}, {system}", table))
+    counts = ", ".join(f"{name} {len(chosen)}" for name, chosen in sets.items())
+    title = args.title or f"{args.recordings} ({args.split}: {counts} recordings)"
+    report = {"title": title, "blocks": blocks, "results": results}
+    (args.out / "comparison.json").write_text(json.dumps(report, indent=1))
+    (args.out / "comparison.md").write_text(markdown(blocks, title))
+    print(markdown(blocks, title))
 
 
 if __name__ == "__main__":

@@ -113,3 +113,21 @@ def test_procedural_recordings_render_with_fluidsynth_into_a_corpus(tmp_path):
     first = entries[0]
     labels = read_musicnet_csv(tmp_path / "corpus" / "recordings" / f"{first['split']}_labels" / f"{first['id']}.csv")
     assert len(labels) == first["notes"] and choose_renderer().name in ("fluidsynth", "harmonic")
+
+
+def test_a_folk_tune_is_harmonised_in_its_key_and_accompanied_under_its_melody():
+    from amt.data.folk import folk_performance, folk_tunes, harmonise, load_tune
+
+    tunes = folk_tunes()
+    assert len(tunes) > 10_000 and len(set(tunes)) == len(tunes)
+    melody, bar, tonic, minor = load_tune("oneills1850/0001-0050.abc#7")  # The Little Fair Child, D major, 6/8
+    assert (tonic, minor, bar) == (2, False, 3.0) and len(melody) > 40
+    end = max(o + d for o, d, _ in melody)
+    chords = harmonise(melody, end, bar, tonic, minor)
+    assert chords[-1].tones[0] == tonic and chords[-2].tones[0] == (tonic + 7) % 12
+    held = sum(d for o, d, p in melody if p % 12 in next(c for c in chords if c.start <= o < c.start + c.length).tones)
+    assert held > 0.6 * sum(d for _, d, _ in melody)  # the chords hold most of the melody
+    performance, details = folk_performance("oneills1850/0001-0050.abc#7", 30.0, np.random.default_rng(0))
+    melody_keys = {p for _, _, p in melody}
+    assert len(performance.labels) > len(melody) and any("folk melody" in t for t in details["textures"])
+    assert performance.labels.note.min() < min(melody_keys)  # an accompaniment below the tune

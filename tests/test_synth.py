@@ -272,7 +272,7 @@ def test_a_varied_recipe_draws_its_sounds_per_split_and_records_them(varied):
     by_split = {split: {e["sounds"] for e in entries if e["split"] == split} for split in SPLITS}
     assert by_split["valid"] == {"sf_GMbank.sf2"}
     assert by_split["test"] <= {"MuseScore_General_Full.sf3", "TimGM6mb.sf2"}
-    assert {e["family"] for e in entries} == {"piano", "chorale"}
+    assert {e["family"] for e in entries} == {"piano", "folk", "chorale"}
     assert all("effects" in e and "renderer" in e for e in entries)
     assert all(e["room"]["rt60_s"] >= 1.8 for e in entries if e["split"] == "test")  # halls training never had
     labels = read_musicnet_csv(next(varied.recordings_dir.glob("train_labels/*.csv")))

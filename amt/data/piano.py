@@ -176,7 +176,7 @@ def held_bass(chord: Chord, centre: float, beat: float, rng: np.random.Generator
 
 
 @dataclass
-class Voice:
+class MelodyLine:
     """The right hand's melody line: where it is, so that phrases continue from one another."""
 
     key: int
@@ -197,7 +197,7 @@ class Voice:
         return self.key
 
 
-def melody(chords: list[Chord], voice: Voice, scale_keys: np.ndarray, values: tuple[float, ...], doubling: str,
+def melody(chords: list[Chord], voice: MelodyLine, scale_keys: np.ndarray, values: tuple[float, ...], doubling: str,
            rng: np.random.Generator) -> list[Note]:  # fmt: skip
     """A melody in note values drawn from ``values``, doubled an octave or a third/sixth below when asked."""
     notes = []
@@ -218,7 +218,7 @@ def melody(chords: list[Chord], voice: Voice, scale_keys: np.ndarray, values: tu
     return notes
 
 
-def block_chords(chords: list[Chord], voice: Voice, beat: float, rng: np.random.Generator) -> list[Note]:
+def block_chords(chords: list[Chord], voice: MelodyLine, beat: float, rng: np.random.Generator) -> list[Note]:
     """Chords of three to five notes under the melody note, struck on every beat."""
     notes = []
     for chord in chords:
@@ -231,7 +231,7 @@ def block_chords(chords: list[Chord], voice: Voice, beat: float, rng: np.random.
     return notes
 
 
-def runs(chords: list[Chord], voice: Voice, scale_keys: np.ndarray, step: float, rng: np.random.Generator,
+def runs(chords: list[Chord], voice: MelodyLine, scale_keys: np.ndarray, step: float, rng: np.random.Generator,
          span: tuple[int, int] = (LOWEST_KEY + 24, HIGHEST_KEY)) -> list[Note]:  # fmt: skip
     """Scale runs in even fast notes, turning at the ends of a span of one to three octaves."""
     keys = scale_keys[(scale_keys >= span[0]) & (scale_keys <= span[1])]
@@ -249,7 +249,7 @@ def runs(chords: list[Chord], voice: Voice, scale_keys: np.ndarray, step: float,
     return notes
 
 
-def arpeggios(chords: list[Chord], voice: Voice, step: float, rng: np.random.Generator) -> list[Note]:
+def arpeggios(chords: list[Chord], voice: MelodyLine, step: float, rng: np.random.Generator) -> list[Note]:
     """Chord-tone arpeggios sweeping two to four octaves, up and down."""
     notes = []
     for chord in chords:
@@ -263,7 +263,7 @@ def arpeggios(chords: list[Chord], voice: Voice, step: float, rng: np.random.Gen
 
 
 def trills(
-    chords: list[Chord], voice: Voice, scale_keys: np.ndarray, step: float, rng: np.random.Generator
+    chords: list[Chord], voice: MelodyLine, scale_keys: np.ndarray, step: float, rng: np.random.Generator
 ) -> list[Note]:
     """A trill (the melody note and the scale step above, alternating) on each chord, then its resolution."""
     notes = []
@@ -279,7 +279,7 @@ def trills(
     return notes
 
 
-def repeated(chords: list[Chord], voice: Voice, step: float, rng: np.random.Generator) -> list[Note]:
+def repeated(chords: list[Chord], voice: MelodyLine, step: float, rng: np.random.Generator) -> list[Note]:
     """Repeated notes or repeated two- and three-note chords, as in toccatas and tremolo accompaniments."""
     notes = []
     for chord in chords:
@@ -341,7 +341,7 @@ def _choose(names, weights, rng: np.random.Generator) -> str:
     return list(names)[rng.choice(len(weights), p=weights / weights.sum())]
 
 
-def right_hand(texture: str, chords: list[Chord], voice: Voice, scale_keys: np.ndarray, character: Character,
+def right_hand(texture: str, chords: list[Chord], voice: MelodyLine, scale_keys: np.ndarray, character: Character,
                rng: np.random.Generator) -> list[Note]:  # fmt: skip
     step = float(rng.choice(character.step))
     if texture.endswith("melody"):
@@ -392,7 +392,7 @@ def compose(seconds: float, rng: np.random.Generator) -> Piece:
         {(tonic + step) % 12 for step in (HARMONIC_MINOR if minor else MAJOR)}, LOWEST_KEY, HIGHEST_KEY
     )
     left_centre, right_centre = rng.uniform(40, 56), rng.uniform(64, 84)
-    voice = Voice(int(right_centre), LOWEST_KEY + 30, HIGHEST_KEY)
+    voice = MelodyLine(int(right_centre), LOWEST_KEY + 30, HIGHEST_KEY)
     notes, textures = [], []
     for start, end in phrases:
         mine = [c for c in chords if start <= c.start < end]
@@ -405,13 +405,12 @@ def compose(seconds: float, rng: np.random.Generator) -> Piece:
         if right == "chords" and character_name == "chorale":
             left = "held" if rng.random() < 0.3 else "block"
         function, pace = LEFT_HAND[left]
-        value = (
-            float(rng.choice(character.step))
-            if pace == "step"
-            else 1.0
-            if left == "stride"
-            else float(rng.choice([1.0, 2.0, 0.5], p=[0.5, 0.3, 0.2]))
-        )
+        if pace == "step":
+            value = float(rng.choice(character.step))
+        elif left == "stride":
+            value = 1.0  # strong and weak beats alternate
+        else:
+            value = float(rng.choice([1.0, 2.0, 0.5], p=[0.5, 0.3, 0.2]))
         for chord in mine:
             notes += function(chord, left_centre, value, rng)
         notes += right_hand(right, mine, voice, scale_keys, character, rng)

@@ -395,7 +395,11 @@ def render_timidity(
     tracks: list[Track], n_samples: int, config: Path, settings: SynthSettings = SynthSettings()
 ) -> np.ndarray:
     """Render with the TiMidity++ command (a second synthesiser: its own sample playback and envelopes),
-    its own reverb and chorus off (rooms come from :mod:`amt.data.acoustics`), leading silence kept."""
+    its own reverb and chorus off (rooms come from :mod:`amt.data.acoustics`), leading silence kept.
+
+    Not reproducible bit for bit: TiMidity++ seeds its random generator from the clock, and a dense
+    performance renders differently from run to run (by up to −20 dB); no bundled recipe uses it.
+    """
     import shutil
     import subprocess
     import tempfile

@@ -23,7 +23,7 @@ import json
 import math
 import multiprocessing
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -34,6 +34,7 @@ from rich.progress import Progress
 from amt.audio import SAMPLE_RATE, save_audio
 from amt.config import CONF_DIR
 from amt.data.acoustics import Acoustics, Effect, RoomRanges
+from amt.data.folk import folk_performance, folk_tunes
 from amt.data.musicnet import windows_complete, write_windows
 from amt.data.perform import (
     ENSEMBLES,
@@ -229,9 +230,21 @@ def _tuples(settings: Mapping) -> dict:
     return {key: tuple(v) if isinstance(v, list) and key != "effects" else v for key, v in settings.items()}
 
 
-PROCEDURAL = {"piano": procedural_performance}
-"""Sources that write their own music (:mod:`amt.data.piano`) instead of reading a score: one new
-piece per recording, so no piece is in two splits by construction."""
+@dataclass(frozen=True)
+class Source:
+    """A family that writes its performance itself instead of performing a score: ``perform(piece,
+    duration_s, rng, evaluation)``. ``pieces`` lists what it draws from (each in one split only);
+    without it every recording is a new piece, in no other split by construction."""
+
+    perform: Callable[[str, float, np.random.Generator, bool], tuple[Performance, dict]]
+    pieces: Callable[[], list[str]] | None = None
+
+
+PROCEDURAL = {
+    "piano": Source(lambda _, duration_s, rng, evaluation: procedural_performance(duration_s, rng, evaluation)),
+    "folk": Source(folk_performance, folk_tunes),
+}
+"""Procedural piano pieces (:mod:`amt.data.piano`) and folk tunes accompanied on the piano (:mod:`amt.data.folk`)."""
 
 CORPUS_RECIPES = CONF_DIR / "corpus"
 """Where the presets live: one yaml per corpus recipe."""
@@ -298,15 +311,19 @@ def apportion(total: int, weights: Sequence[tuple[str, float]]) -> dict[str, int
 def plan_recordings(preset: Preset, seed: int) -> list[RecordingPlan]:
     """Which excerpt of which piece each recording is, and its split; no piece is in two splits."""
     rng = np.random.default_rng(seed)
-    scored = [name for name, _ in preset.families if name not in PROCEDURAL]
-    pools = {name: [str(p) for p in rng.permutation(candidates(FAMILIES[name]))] for name in scored}
+    pools = {}
+    for name, _ in preset.families:
+        if name not in PROCEDURAL:
+            pools[name] = [str(p) for p in rng.permutation(candidates(FAMILIES[name]))]
+        elif PROCEDURAL[name].pieces is not None:
+            pools[name] = [str(p) for p in rng.permutation(PROCEDURAL[name].pieces())]
     plans = []
     for split, count in zip(SPLITS, preset.recordings, strict=True):
         for name, n in apportion(count, preset.families).items():
-            if name in PROCEDURAL:
+            if name not in pools:
                 plans += [RecordingPlan("", split, name, f"procedural/{name}/{split}-{k}", 0, 1) for k in range(n)]
                 continue
-            needed = math.ceil(n / FAMILIES[name].excerpts_per_piece)
+            needed = n if name in PROCEDURAL else math.ceil(n / FAMILIES[name].excerpts_per_piece)
             pieces, pools[name] = pools[name][:needed], pools[name][needed:]
             if n and not pieces:
                 raise AmtError(f"the synth corpus needs more '{name}' pieces than music21's corpus has")
@@ -392,7 +409,8 @@ def recording_files(split: str, recording_id: str, audio_format: str = "wav") ->
 def plan_procedural(plan: RecordingPlan, seed: int, duration_s: tuple[float, float]) -> tuple[Performance, dict]:
     """Write and perform one recording of a procedural source; returns it and its corpus.json entry."""
     rng = np.random.default_rng([seed, int(plan.id)])
-    performance, details = PROCEDURAL[plan.family](float(rng.uniform(*duration_s)), rng, plan.split == "test")
+    source = PROCEDURAL[plan.family]
+    performance, details = source.perform(plan.piece, float(rng.uniform(*duration_s)), rng, plan.split == "test")
     entry = {
         "id": plan.id,
         "split": plan.split,
