@@ -71,7 +71,9 @@ def _from_corpus_json(root: Path, ids: set[str]) -> dict[str, str]:
     record_path = next((p / "corpus.json" for p in (root, root.parent) if (p / "corpus.json").is_file()), None)
     if record_path is None:
         return {}
-    entries = [e for e in json.loads(record_path.read_text())["recordings"] if e["id"] in ids]
+    record = json.loads(record_path.read_text())
+    entries = [e for e in record["recordings"] if e["id"] in ids]
+    default = _default_sounds(record.get("params", {}))
     stats = {}
     velocities = np.array([e["velocity"] for e in entries if e.get("velocity")])
     if len(velocities):
@@ -80,12 +82,21 @@ def _from_corpus_json(root: Path, ids: set[str]) -> dict[str, str]:
         shares = np.array([e.get("pedal_share", 0.0) for e in entries])
         stats["pedal down (share of time)"] = f"{shares.mean():.0%} ({np.mean(shares > 0):.0%} of recordings)"
     stats["sources"] = _shares(Counter(e["family"] for e in entries))
-    stats["timbres"] = _shares(Counter(e.get("sounds") or e.get("renderer") or "default" for e in entries))
+    stats["timbres"] = _shares(Counter(e.get("sounds") or e.get("renderer") or default for e in entries))
     rooms = [e["room"]["rt60_s"] for e in entries if "room" in e]
     stats["simulated rooms"] = "none (FluidSynth's reverb)"
     if rooms:
         stats["simulated rooms"] = f"{len(rooms) / len(entries):.0%}, RT60 {min(rooms):.2f}–{max(rooms):.2f} s"
     return stats
+
+
+def _default_sounds(params: dict) -> str:
+    """What rendered a corpus built without voices (one renderer for every recording)."""
+    choices = [choice for split in params.get("renderers", {}).values() for choice in split]
+    if not choices:
+        return "default"
+    renderer = choices[0][0]
+    return Path(renderer["soundfont"]).name if renderer.get("soundfont") else renderer["renderer"]
 
 
 def _shares(counts: Counter) -> str:
