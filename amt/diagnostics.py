@@ -151,7 +151,7 @@ def with_performed_velocities(reference: list[NoteEvent], labels_csv) -> tuple[l
 
     import pretty_midi
 
-    labels_csv = Path(labels_csv)
+    labels_csv = Path(labels_csv).resolve()  # a flat view's link leads to the corpus folder
     if not labels_csv.parent.name.endswith("_labels"):
         return reference, False
     midi = labels_csv.parent.parent / labels_csv.parent.name.replace("_labels", "_midi") / f"{labels_csv.stem}.mid"
@@ -164,15 +164,18 @@ def with_performed_velocities(reference: list[NoteEvent], labels_csv) -> tuple[l
     return [replace(n, velocity=played.get((n.pitch, round(n.onset_s * 1000)), n.velocity)) for n in reference], True
 
 
-def timbres(root) -> dict[str, str]:
-    """Recording id → what rendered it (soundfont or synthesiser), from an amt corpus's corpus.json in
-    ``root`` or its parent; empty for other folders."""
+def timbres(label_files) -> dict[str, str]:
+    """Recording id → what rendered it (soundfont or synthesiser), from the corpus.json of the amt corpus
+    each label csv belongs to (links followed, so a flat view of a corpus finds it too); recordings of
+    other folders are left out."""
     import json
     from pathlib import Path
 
-    root = Path(root)
-    for folder in (root, root.parent):
-        if (folder / "corpus.json").is_file():
-            entries = json.loads((folder / "corpus.json").read_text()).get("recordings", [])
-            return {e["id"]: e.get("sounds") or e.get("renderer") or "default" for e in entries}
-    return {}
+    found = {}
+    for folder in {Path(path).resolve().parent.parent for path in label_files}:
+        for candidate in (folder, folder.parent):
+            if (candidate / "corpus.json").is_file():
+                entries = json.loads((candidate / "corpus.json").read_text()).get("recordings", [])
+                found |= {e["id"]: e.get("sounds") or e.get("renderer") or "default" for e in entries}
+                break
+    return found

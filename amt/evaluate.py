@@ -194,7 +194,7 @@ def evaluate(
     counts: dict[str, dict[str, Counts]] = {name: {} for name in names}
     ap: dict[str, float | None] = {}
     probabilities, rolls, failed = [], [], {}
-    known_timbres = diagnostic_timbres(root) if diagnose else {}
+    known_timbres = diagnostic_timbres([r.csv for r in recordings]) if diagnose else {}
     tallies: dict[str, Tally] = {name: {} for name in names}
     for recording in recordings:
         timbre = known_timbres.get(recording.id, "unknown") if diagnose else None

@@ -59,3 +59,20 @@ def test_amt_evaluate_prints_the_diagnostics(checkpoint, data_dir, tmp_path, cap
 
     diagnostics = json.loads(out.read_text())["diagnostics"]
     assert set(diagnostics["hysteresis"]) == {"octave", "polyphony", "duration", "velocity", "timbre"}
+
+
+def test_a_flat_view_of_linked_recordings_still_finds_velocities_and_timbres(checkpoint, data_dir, tmp_path):
+    from amt.checkpoint import load
+    from amt.data.recordings import find_recordings
+    from amt.evaluate import evaluate
+    from amt.transcribe import ModelRun
+
+    view = tmp_path / "view"
+    view.mkdir()
+    for recording in find_recordings(data_dir / "synth-tiny" / "recordings", "test"):
+        (view / recording.wav.name).symlink_to(recording.wav)
+        (view / recording.csv.name).symlink_to(recording.csv)
+    model = load(checkpoint)
+    run = ModelRun(model.model, model.grid(None), ("hysteresis",), model.decoder_config)
+    diagnostics = evaluate(view, run, diagnose=True)["diagnostics"]["hysteresis"]
+    assert "velocity" in diagnostics and set(diagnostics["timbre"]) == {"default"}
