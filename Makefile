@@ -93,7 +93,7 @@ $(HA_VENV)/.installed:
 	$(HA_VENV)/bin/pip install --quiet -c constraints.txt "loguru>=0.7" "nnaudio>=0.3.4" numpy "omegaconf>=2.3" scipy "soundfile>=0.13" "symusic>=0.6" "typer>=0.15"
 	touch $@
 
-compare: $(STAMP) basic-pitch transkun harmonica  ## amt's bundled models against basic-pitch on the mini corpus's test recordings (ARGS="--model ...")
+compare: $(STAMP) basic-pitch transkun harmonica  ## amt's bundled models against basic-pitch, transkun and harmonica-amt on a corpus's test split (PRESET=varied, ARGS="--model ...")
 	$(PY) scripts/compare.py --recordings data/synth-$(PRESET)/recordings --split test --out outputs/compare/$(PRESET) $(ARGS)
 
 clean:  ## remove caches and run outputs (keeps .venv/ and data/)
