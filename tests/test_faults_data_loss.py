@@ -93,7 +93,9 @@ def test_a_rebuild_deletes_only_the_files_amt_wrote(data_dir, tmp_path):
     root = tmp_path / "corpus"
     shutil.copytree(data_dir / "synth-tiny", root)
     listed = json.loads((root / "recordings" / OWNED_MARKER).read_text())["files"]
-    assert len(listed) == 16 and all((root / "recordings" / name).is_file() for name in listed)
+    assert len(listed) == 8 * 3 and all(
+        (root / "recordings" / name).is_file() for name in listed
+    )  # audio, labels, MIDI
     stranger = root / "recordings" / "test_data" / "stranger.wav"
     stranger.write_bytes(b"not amt's")
     with pytest.raises(AmtError, match="holds test_data/stranger.wav, which amt did not write"):
@@ -103,7 +105,7 @@ def test_a_rebuild_deletes_only_the_files_amt_wrote(data_dir, tmp_path):
     stranger.unlink()
     SynthCorpus(root, preset="tiny", seed=1, progress=False).prepare()
     rebuilt = json.loads((root / "recordings" / OWNED_MARKER).read_text())["files"]
-    assert json.loads((root / "corpus.json").read_text())["params"]["seed"] == 1 and len(rebuilt) == 16
+    assert json.loads((root / "corpus.json").read_text())["params"]["seed"] == 1 and len(rebuilt) == 8 * 3
 
 
 SLOW_BUILD = """
