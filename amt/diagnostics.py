@@ -4,7 +4,7 @@ note duration, velocity and timbre.
 Each reference note falls in one bin of each attribute and counts towards recall there; each
 predicted note falls in the bin its own attributes give (its pitch, duration and velocity, the
 reference polyphony at its onset, its recording's timbre) and counts towards precision. Notes are
-matched one to one as :mod:`amt.metrics` matches them (mir_eval, onsets within 50 ms), so the bins of
+matched one to one by :func:`amt.metrics.note_matches` (mir_eval, onsets within 50 ms), so the bins of
 an attribute add up to the pooled note F1's counts.
 """
 
@@ -13,10 +13,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-import mir_eval
 import numpy as np
 
-from amt.metrics import ONSET_TOLERANCE_S
+from amt.metrics import note_matches
 from amt.notes import NoteEvent
 
 Tally = dict[str, dict[str, list[int]]]
@@ -48,7 +47,7 @@ def _polyphony_bin(count: int) -> str:
     return f"{high} notes" if low == high else f"{low}–{high} notes"
 
 
-def sounding_at(reference: Sequence[NoteEvent], times: np.ndarray) -> np.ndarray:
+def sounding_count(reference: Sequence[NoteEvent], times: np.ndarray) -> np.ndarray:
     """How many reference notes sound at each of ``times`` (a note sounds over ``[onset, offset)``)."""
     onsets = np.sort([note.onset_s for note in reference])
     offsets = np.sort([note.offset_s for note in reference])
@@ -63,25 +62,12 @@ ATTRIBUTES: dict[str, Callable[[NoteEvent, int], str]] = {
 }
 
 
-def _matches(reference: Sequence[NoteEvent], estimate: Sequence[NoteEvent]) -> list[tuple[int, int]]:
-    if not reference or not estimate:
-        return []
-
-    def arrays(events):
-        intervals = np.array([(e.onset_s, e.offset_s) for e in events], dtype=np.float64)
-        return intervals, mir_eval.util.midi_to_hz(np.array([e.pitch for e in events], dtype=np.float64))
-
-    return mir_eval.transcription.match_notes(
-        *arrays(reference), *arrays(estimate), onset_tolerance=ONSET_TOLERANCE_S, offset_ratio=None
-    )
-
-
 def tally(
     reference: Sequence[NoteEvent], estimate: Sequence[NoteEvent], timbre: str = "unknown", velocities: bool = True
 ) -> Tally:
     """One recording's counts per attribute bin. ``velocities``: whether the reference notes carry real
     velocities (from a performance MIDI); without, the velocity attribute is left out."""
-    matching = _matches(reference, estimate)
+    matching = note_matches(reference, estimate, offset_ratio=None)
     matched_reference = {i for i, _ in matching}
     matched_estimate = {j for _, j in matching}
     attributes = {name: describe for name, describe in ATTRIBUTES.items() if velocities or name != "velocity"}
@@ -90,7 +76,7 @@ def tally(
         if not notes:
             continue
         polyphony = (
-            sounding_at(reference, np.array([note.onset_s for note in notes])) if reference else np.zeros(len(notes))
+            sounding_count(reference, np.array([note.onset_s for note in notes])) if reference else np.zeros(len(notes))
         )
         for i, note in enumerate(notes):
             bins = {name: describe(note, int(polyphony[i])) for name, describe in attributes.items()}
@@ -168,14 +154,12 @@ def timbres(label_files) -> dict[str, str]:
     """Recording id → what rendered it (soundfont or synthesiser), from the corpus.json of the amt corpus
     each label csv belongs to (links followed, so a flat view of a corpus finds it too); recordings of
     other folders are left out."""
-    import json
     from pathlib import Path
+
+    from amt.data.recordings import corpus_record
 
     found = {}
     for folder in {Path(path).resolve().parent.parent for path in label_files}:
-        for candidate in (folder, folder.parent):
-            if (candidate / "corpus.json").is_file():
-                entries = json.loads((candidate / "corpus.json").read_text()).get("recordings", [])
-                found |= {e["id"]: e.get("sounds") or e.get("renderer") or "default" for e in entries}
-                break
+        entries = (corpus_record(folder) or {}).get("recordings", [])
+        found |= {e["id"]: e.get("sounds") or e.get("renderer") or "default" for e in entries}
     return found

@@ -101,17 +101,24 @@ def _mir_eval_notes(events: Sequence[NoteEvent]) -> tuple[np.ndarray, np.ndarray
     return intervals, pitches
 
 
-def matched_notes(reference: Sequence[NoteEvent], estimate: Sequence[NoteEvent], offset_ratio: float | None) -> int:
-    """How many notes mir_eval matches one-to-one (onset within 50 ms; with ``offset_ratio``, offsets too)."""
+def note_matches(
+    reference: Sequence[NoteEvent], estimate: Sequence[NoteEvent], offset_ratio: float | None
+) -> list[tuple[int, int]]:
+    """The ``(reference index, estimate index)`` pairs mir_eval matches one-to-one (onset within 50 ms;
+    with ``offset_ratio``, offsets too)."""
     if not reference or not estimate:
-        return 0
-    matching = mir_eval.transcription.match_notes(
+        return []
+    return mir_eval.transcription.match_notes(
         *_mir_eval_notes(reference),
         *_mir_eval_notes(estimate),
         onset_tolerance=ONSET_TOLERANCE_S,
         offset_ratio=offset_ratio,
     )
-    return len(matching)
+
+
+def matched_notes(reference: Sequence[NoteEvent], estimate: Sequence[NoteEvent], offset_ratio: float | None) -> int:
+    """How many notes :func:`note_matches` pairs."""
+    return len(note_matches(reference, estimate, offset_ratio))
 
 
 def _distance_to_nearest(values: np.ndarray, sorted_points: np.ndarray) -> np.ndarray:

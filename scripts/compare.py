@@ -29,7 +29,7 @@ from pathlib import Path
 import soundfile
 
 from amt.checkpoint import CNN_MULTI_CHECKPOINT, DEFAULT_CHECKPOINT, load
-from amt.data.recordings import Recording, find_recordings
+from amt.data.recordings import Recording, corpus_record, find_recordings
 from amt.evaluate import POOLED, evaluate
 from amt.grid import CONTEXT_GRID
 from amt.transcribe import Outputs, TranscribeSettings, transcribe_file
@@ -64,10 +64,10 @@ def recording_sets(root: Path, split: str) -> dict[str, list[Recording]]:
     """The split's recordings, in a piano block and an ensemble block when the corpus.json beside them
     says which are solo piano; else in one block."""
     recordings = find_recordings(root, split)
-    record = next((p / "corpus.json" for p in (root, root.parent) if (p / "corpus.json").is_file()), None)
+    record = corpus_record(root)
     if record is None:
         return {split: recordings}
-    ensembles = {e["id"]: e.get("ensemble") for e in json.loads(record.read_text())["recordings"]}
+    ensembles = {e["id"]: e.get("ensemble") for e in record["recordings"]}
     sets = {
         "piano": [r for r in recordings if ensembles.get(r.id) == "solo_piano"],
         "ensemble": [r for r in recordings if ensembles.get(r.id) not in (None, "solo_piano")],

@@ -4,7 +4,7 @@ import pretty_midi
 import pytest
 
 from amt.cli import main
-from amt.diagnostics import metrics, sounding_at, tally, with_performed_velocities
+from amt.diagnostics import metrics, sounding_count, tally, with_performed_velocities
 from amt.labels import MusicNetLabels, write_musicnet_csv
 from amt.notes import NoteEvent
 
@@ -31,7 +31,7 @@ def test_bins_split_the_pooled_counts_by_attribute():
 
 def test_polyphony_counts_the_notes_sounding_at_a_time():
     reference = [note(0.0, 60, 1.0), note(0.5, 64, 1.0), note(1.0, 67, 1.0)]
-    assert sounding_at(reference, [0.25, 0.75, 1.0, 1.75, 3.0]).tolist() == [1, 2, 2, 1, 0]
+    assert sounding_count(reference, [0.25, 0.75, 1.0, 1.75, 3.0]).tolist() == [1, 2, 2, 1, 0]
 
 
 def test_reference_velocities_come_from_the_performance_midi(tmp_path):

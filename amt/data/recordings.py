@@ -8,6 +8,7 @@ about half the disk.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ from amt.errors import AmtError
 
 SPLITS = ("train", "valid", "test")
 """The splits of every amt corpus and windows folder (mini-MusicNet's)."""
+CORPUS_JSON = "corpus.json"
+"""An amt corpus's record of its build (its parameters, one entry per recording), beside ``recordings/``."""
 AUDIO_SUFFIXES = (".wav", ".flac")
 
 
@@ -30,6 +33,15 @@ class Recording:
     id: str
     wav: Path
     csv: Path
+
+
+def corpus_record(folder: str | os.PathLike) -> dict | None:
+    """The corpus.json of the amt corpus a recordings folder belongs to (in it or beside it), or None."""
+    folder = Path(folder)
+    for candidate in (folder, folder.parent):
+        if (candidate / CORPUS_JSON).is_file():
+            return json.loads((candidate / CORPUS_JSON).read_text())
+    return None
 
 
 def id_order(recording_id: str) -> tuple[int, int, str]:

@@ -263,14 +263,21 @@ def choose_renderer(soundfont: str | os.PathLike | None = None, evaluation: bool
 # --- FluidSynth -------------------------------------------------------------------------------
 
 
-def _float_writer():
-    """``fluid_synth_write_float`` from the libfluidsynth that pyfluidsynth loaded."""
+@functools.lru_cache(maxsize=1)
+def _libfluidsynth() -> ctypes.CDLL:
+    """The libfluidsynth pyfluidsynth loaded, with the signatures of the calls pyfluidsynth does not wrap:
+    float output (``fluid_synth_write_float``) and key tuning."""
     import fluidsynth
 
-    write = ctypes.CDLL(fluidsynth.lib).fluid_synth_write_float
-    write.argtypes = [ctypes.c_void_p, ctypes.c_int] + [ctypes.c_void_p, ctypes.c_int, ctypes.c_int] * 2
-    write.restype = ctypes.c_int
-    return write
+    lib = ctypes.CDLL(fluidsynth.lib)
+    buffer = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]  # samples, offset, stride
+    lib.fluid_synth_write_float.argtypes = [ctypes.c_void_p, ctypes.c_int, *buffer, *buffer]
+    lib.fluid_synth_write_float.restype = ctypes.c_int
+    lib.fluid_synth_activate_key_tuning.argtypes = [
+        ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(ctypes.c_double), ctypes.c_int
+    ]  # fmt: skip
+    lib.fluid_synth_activate_tuning.argtypes = [ctypes.c_void_p] + [ctypes.c_int] * 4
+    return lib
 
 
 def _channels(count: int) -> list[int]:
@@ -299,20 +306,15 @@ def _midi_events(tracks: list[Track]) -> list[tuple[int, int, int, int, int]]:
     return sorted(events)
 
 
-def _tuning(synth, channel: int, settings: SynthSettings) -> None:
-    """Detune and stretch one channel through FluidSynth's key tuning (a tuning program per channel)."""
-    import fluidsynth
-
-    lib = ctypes.CDLL(fluidsynth.lib)
-    lib.fluid_synth_activate_key_tuning.argtypes = [
-        ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(ctypes.c_double), ctypes.c_int
-    ]  # fmt: skip
-    lib.fluid_synth_activate_tuning.argtypes = [ctypes.c_void_p] + [ctypes.c_int] * 4
+def _tune(synth, channels: list[int], settings: SynthSettings) -> None:
+    """Detune and stretch the channels through FluidSynth's key tuning (one tuning program per channel)."""
+    lib = _libfluidsynth()
     keys = np.arange(128, dtype=np.float64)
     cents = 100 * keys + settings.detune_cents + settings.stretch_cents * (keys - 69) / 12
     pitches = (ctypes.c_double * 128)(*cents)
-    lib.fluid_synth_activate_key_tuning(synth.synth, 0, channel, b"amt", pitches, 1)
-    lib.fluid_synth_activate_tuning(synth.synth, channel, 0, channel, 1)
+    for channel in channels:
+        lib.fluid_synth_activate_key_tuning(synth.synth, 0, channel, b"amt", pitches, 1)
+        lib.fluid_synth_activate_tuning(synth.synth, channel, 0, channel, 1)
 
 
 def render_fluidsynth(
@@ -321,7 +323,7 @@ def render_fluidsynth(
     """Render with a fresh FluidSynth synth (see the module docstring for why fresh)."""
     import fluidsynth
 
-    write = _float_writer()
+    write = _libfluidsynth().fluid_synth_write_float
     synth = fluidsynth.Synth(
         gain=FLUIDSYNTH_GAIN,
         samplerate=float(SAMPLE_RATE),
@@ -337,10 +339,11 @@ def render_fluidsynth(
         sfid = synth.sfload(str(soundfont))
         if sfid < 0:
             raise AmtError(f"{soundfont}: FluidSynth could not load this soundfont")
-        for channel, track in zip(_channels(len(tracks)), tracks, strict=True):
+        channels = _channels(len(tracks))
+        for channel, track in zip(channels, tracks, strict=True):
             synth.program_select(channel, sfid, 0, track.program)
-            if settings.detune_cents or settings.stretch_cents:
-                _tuning(synth, channel, settings)
+        if settings.detune_cents or settings.stretch_cents:
+            _tune(synth, channels, settings)
         left = np.zeros(n_samples, dtype=np.float32)
         right = np.zeros(n_samples, dtype=np.float32)
 

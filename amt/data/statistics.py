@@ -7,14 +7,13 @@ with another's and with published figures (:data:`MAESTRO`) before any model is 
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import soundfile
 
-from amt.data.recordings import find_labelled_recordings
+from amt.data.recordings import corpus_record, find_labelled_recordings
 from amt.grid import SAMPLE_RATE
 from amt.labels import note_name, read_musicnet_csv
 
@@ -68,10 +67,9 @@ def describe(root: str | Path, split: str | None = None) -> dict[str, str]:
 def _from_corpus_json(root: Path, ids: set[str]) -> dict[str, str]:
     """What amt's corpus.json adds: velocities, pedal, sources, timbres and rooms (a folder of
     recordings, or its parent, may hold it)."""
-    record_path = next((p / "corpus.json" for p in (root, root.parent) if (p / "corpus.json").is_file()), None)
-    if record_path is None:
+    record = corpus_record(root)
+    if record is None:
         return {}
-    record = json.loads(record_path.read_text())
     entries = [e for e in record["recordings"] if e["id"] in ids]
     default = _default_sounds(record.get("params", {}))
     stats = {}

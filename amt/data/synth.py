@@ -52,7 +52,7 @@ from amt.data.perform import (
     start_bar,
 )
 from amt.data.piano import procedural_performance
-from amt.data.recordings import SPLITS, find_recordings
+from amt.data.recordings import CORPUS_JSON, SPLITS, find_recordings
 from amt.data.render import (
     Renderer,
     Room,
@@ -70,7 +70,6 @@ from amt.labels import write_musicnet_csv
 CORPUS_VERSION = 1
 """Bump when a change to this module changes the recordings it builds (invalidates every cache)."""
 
-CORPUS_JSON = "corpus.json"
 FEATURE_CACHES = ("features-h*",)
 """amt's spectrogram caches inside a recordings folder (:mod:`amt.data.sequences`), kept on a rebuild."""
 FIRST_ID = 1000
