@@ -60,7 +60,7 @@ class Preprocessed(TranscriptionModel):
 
     def __init__(self, model: TranscriptionModel, log_compress: bool, statistics: tuple | None = None):
         super().__init__(model.bins)
-        self.model, self.log_compress = model, log_compress
+        self.model, self.log_compress, self.labels = model, log_compress, model.labels
         self.standardise = statistics is not None
         if statistics is not None:
             self.register_buffer("mean", torch.as_tensor(statistics[0], dtype=torch.float32))

@@ -522,7 +522,8 @@ def _add_evaluate(commands: Commands) -> None:
 
 
 def _tune(args: argparse.Namespace) -> None:
-    from amt.evaluate import THRESHOLD_GRID, TUNED, trial_records, tune, tuning_table
+    from amt.decode import describe
+    from amt.evaluate import THRESHOLD_GRID, trial_records, tune, tuning_table
     from amt.files import write_json
 
     if args.save and args.ckpt is None:
@@ -533,8 +534,7 @@ def _tune(args: argparse.Namespace) -> None:
     with _progress_bar() as progress:
         trials, failed = tune(args.path, run, decoder, args.grid or THRESHOLD_GRID, progress, _split(args, "valid"))
     _print_wide(tuning_table(trials, decoder, f"{decoder} decoder thresholds on {args.path}", args.top))
-    names = TUNED[decoder]
-    console.print("best: " + " ".join(f"--{name.replace('_', '-')} {getattr(trials[0][0], name):g}" for name in names))
+    console.print(f"best: {describe(decoder, trials[0][0])}")
     if args.json:
         write_json(trial_records(trials), args.json)
     if args.save:

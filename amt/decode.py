@@ -16,7 +16,7 @@ import numpy as np
 
 from amt.errors import AmtError
 from amt.grid import FrameGrid
-from amt.labels import NUM_NOTES, index_to_midi
+from amt.labels import KNOWN_WIDTHS, LabelSpace
 from amt.notes import NoteEvent
 
 
@@ -34,7 +34,9 @@ class DecoderConfig:
     and drop notes shorter than ``min_note_s``. Hysteresis starts a note where the probability
     exceeds ``on``; the onsets decoder starts one at a peak of the onset probability above
     ``onset_threshold``, and also where only the frame probability exceeds ``on`` when
-    ``start_without_onset`` is set. The defaults suit the report's window models at the 4,096 hop and
+    ``start_without_onset`` is set; from a model with an offset head, with ``end_at_offsets``, a note
+    also ends at the first peak of the offset probability above ``offset_threshold`` after its start.
+    The defaults suit the report's window models at the 4,096 hop and
     the context model at its own; ``amt tune --save`` stores a model's own best settings in its
     checkpoint, where they replace these (the README gives the measurements behind them).
     """
@@ -46,6 +48,8 @@ class DecoderConfig:
     min_note_s: float = _setting(0.1, "drop notes shorter than this, seconds")
     onset_threshold: float = _setting(0.3, "onsets: onset peak threshold", probability=True)
     start_without_onset: bool = _setting(True, "onsets: a clear frame may start a note without an onset peak")
+    offset_threshold: float = _setting(0.5, "onsets: offset peak threshold", probability=True)
+    end_at_offsets: bool = _setting(True, "onsets: an offset peak ends a note (models with an offset head)")
 
     def __post_init__(self):
         for setting in fields(self):
@@ -60,25 +64,32 @@ class DecoderConfig:
 
 @dataclass(frozen=True)
 class Frames:
-    """A model's view of one recording: its frame grid, note probabilities ``[T, 81]`` and, from a
-    model with an onset head, onset probabilities ``[T, 81]``."""
+    """A model's view of one recording: its frame grid, note probabilities ``[T, notes]`` (their width
+    names the label space) and, from a model with those heads, onset and offset probabilities and
+    velocities (MIDI velocity / 127 at a note's onset frame), each ``[T, notes]``."""
 
     grid: FrameGrid
     probabilities: np.ndarray
     onsets: np.ndarray | None = None
+    offsets: np.ndarray | None = None
+    velocities: np.ndarray | None = None
 
     def __post_init__(self):
         probabilities = np.asarray(self.probabilities)
-        if probabilities.ndim != 2 or probabilities.shape[1] != NUM_NOTES:
-            raise AmtError(f"frame probabilities must be [frames, {NUM_NOTES}], got shape {probabilities.shape}")
+        if probabilities.ndim != 2 or probabilities.shape[1] not in KNOWN_WIDTHS:
+            widths = " or ".join(f"[frames, {width}]" for width in KNOWN_WIDTHS)
+            raise AmtError(f"frame probabilities must be {widths} (a label space), got shape {probabilities.shape}")
         object.__setattr__(self, "probabilities", probabilities)
-        if self.onsets is not None:
-            onsets = np.asarray(self.onsets)
-            if onsets.shape != probabilities.shape:
-                raise AmtError(
-                    f"onset probabilities {onsets.shape} do not match frame probabilities {probabilities.shape}"
-                )
-            object.__setattr__(self, "onsets", onsets)
+        for head, name in (("onsets", "onset probabilities"), ("offsets", "offset probabilities"), ("velocities", "velocities")):
+            if getattr(self, head) is not None:
+                values = np.asarray(getattr(self, head))
+                if values.shape != probabilities.shape:
+                    raise AmtError(f"{name} {values.shape} do not match frame probabilities {probabilities.shape}")
+                object.__setattr__(self, head, values)
+
+    @property
+    def labels(self) -> LabelSpace:
+        return LabelSpace.of_width(self.probabilities.shape[1])
 
     @property
     def centres(self) -> np.ndarray:
@@ -132,12 +143,13 @@ class _Segmenter:
             start_without_onset=start_without_onset,
         )
 
-    def spans(self, frames: np.ndarray, onsets: np.ndarray) -> list[tuple[int, int]]:
+    def spans(self, frames: np.ndarray, onsets: np.ndarray, offsets: np.ndarray | None = None) -> list[tuple[int, int]]:
         """Half-open frame spans ``[start, end)``.
 
         A stretch where the frame probability stays above ``off`` (dips bridged, onset frames
         included) holds one note per onset in it, each lasting until the next onset or the end of
-        the stretch. Before its first onset, a note starts at the first frame above ``on`` when
+        the stretch, or with ``offsets`` (offset peaks) until the first offset after its first frame.
+        Before its first onset, a note starts at the first frame above ``on`` when
         ``start_without_onset`` is set (with no onsets at all, that is plain hysteresis).
         """
         spans = []
@@ -151,34 +163,50 @@ class _Segmenter:
             if not starts:
                 continue
             ends = starts[1:] + [int(run_end)]
+            if offsets is not None:
+                ends = [_first_offset(offsets, s, e) for s, e in zip(starts, ends, strict=True)]
             spans += [(s, e) for s, e in zip(starts, ends, strict=True) if e - s >= self.min_frames]
         return spans
 
 
-def _onset_peaks(onsets: np.ndarray, threshold: float) -> np.ndarray:
-    """Frames where the onset probability is above ``threshold`` and a local maximum in time
-    (the first frame of a plateau)."""
+def _first_offset(offsets: np.ndarray, start: int, end: int) -> int:
+    """The end (exclusive) of a note spanning ``[start, end)`` cut at its first offset peak after ``start``."""
+    found = np.flatnonzero(offsets[start + 1 : end])
+    return start + 2 + int(found[0]) if len(found) else end
+
+
+def _peaks(onsets: np.ndarray, threshold: float) -> np.ndarray:
+    """Frames where the (onset or offset) probability is above ``threshold`` and a local maximum in
+    time (the first frame of a plateau)."""
     silence = np.zeros((1, onsets.shape[1]), dtype=onsets.dtype)
     before = np.concatenate((silence, onsets[:-1]))
     after = np.concatenate((onsets[1:], silence))
     return (onsets > threshold) & (onsets > before) & (onsets >= after)
 
 
-def _decode(frames: Frames, segmenter: _Segmenter, onset_frames: np.ndarray | None) -> list[NoteEvent]:
-    """Segment every pitch and turn its frame spans into notes (velocity from the peak probability)."""
+def _decode(
+    frames: Frames, segmenter: _Segmenter, onset_frames: np.ndarray | None, offset_frames: np.ndarray | None = None
+) -> list[NoteEvent]:
+    """Segment every pitch and turn its frame spans into notes. A note's velocity is the model's
+    velocity at its first frame when it has a velocity head, else its peak probability × 127 (a
+    model's confidence, not a dynamic)."""
     probabilities, times, half_hop = frames.probabilities, frames.times, frames.grid.hop_s / 2
     if onset_frames is None:
         onset_frames = np.zeros(probabilities.shape, dtype=bool)
     events = []
-    for index in range(NUM_NOTES):
-        for start, end in segmenter.spans(probabilities[:, index], onset_frames[:, index]):
-            peak = float(probabilities[start:end, index].max())
+    for index in range(frames.labels.notes):
+        offsets = None if offset_frames is None else offset_frames[:, index]
+        for start, end in segmenter.spans(probabilities[:, index], onset_frames[:, index], offsets):
+            if frames.velocities is not None:
+                level = float(frames.velocities[start, index])
+            else:
+                level = float(probabilities[start:end, index].max())
             events.append(
                 NoteEvent(
                     onset_s=max(float(times[start]) - half_hop, 0.0),
                     offset_s=float(times[end - 1]) + half_hop,
-                    pitch=index_to_midi(index),
-                    velocity=int(np.clip(round(peak * 127), 1, 127)),
+                    pitch=frames.labels.midi(index),
+                    velocity=int(np.clip(round(level * 127), 1, 127)),
                 )
             )
     return sorted(events, key=lambda e: (e.onset_s, e.pitch))
@@ -211,7 +239,10 @@ def decode_onsets(frames: Frames, config: DecoderConfig) -> list[NoteEvent]:
     if frames.onsets is None:
         raise AmtError(NO_ONSETS)
     segmenter = _Segmenter.from_config(config, frames.grid.hop_s, config.start_without_onset)
-    return _decode(frames, segmenter, _onset_peaks(frames.onsets, config.onset_threshold))
+    offsets = None
+    if config.end_at_offsets and frames.offsets is not None:
+        offsets = _peaks(frames.offsets, config.offset_threshold)
+    return _decode(frames, segmenter, _peaks(frames.onsets, config.onset_threshold), offsets)
 
 
 DECODERS: dict[str, Callable[[Frames, DecoderConfig], list[NoteEvent]]] = {
@@ -239,7 +270,10 @@ def default_decoder(predicts_onsets: bool) -> str:
 READS = {
     "naive": ("threshold",),
     "hysteresis": ("on", "off", "max_gap_s", "min_note_s"),
-    "onsets": ("onset_threshold", "off", "start_without_onset", "on", "max_gap_s", "min_note_s"),
+    "onsets": (
+        "onset_threshold", "off", "start_without_onset", "on", "max_gap_s", "min_note_s",
+        "offset_threshold", "end_at_offsets",
+    ),  # fmt: skip
 }
 """The :class:`DecoderConfig` settings each decoder reads."""
 

@@ -133,20 +133,12 @@ def with_performed_velocities(reference: list[NoteEvent], labels_csv) -> tuple[l
     """The reference notes with the velocities of their recording's performance MIDI (amt's corpora
     write ``{split}_midi/ID.mid`` beside ``{split}_labels/ID.csv``); unchanged, and False, without one."""
     from dataclasses import replace
-    from pathlib import Path
 
-    import pretty_midi
+    from amt.data.recordings import performed_velocities
 
-    labels_csv = Path(labels_csv).resolve()  # a flat view's link leads to the corpus folder
-    if not labels_csv.parent.name.endswith("_labels"):
+    played = performed_velocities(labels_csv)
+    if played is None:
         return reference, False
-    midi = labels_csv.parent.parent / labels_csv.parent.name.replace("_labels", "_midi") / f"{labels_csv.stem}.mid"
-    if not midi.is_file():
-        return reference, False
-    played = {}
-    for instrument in pretty_midi.PrettyMIDI(str(midi)).instruments:
-        for note in instrument.notes:
-            played[note.pitch, round(note.start * 1000)] = note.velocity
     return [replace(n, velocity=played.get((n.pitch, round(n.onset_s * 1000)), n.velocity)) for n in reference], True
 
 

@@ -126,24 +126,23 @@ def _score_recording(
 ) -> _Scored:
     """Every system's counts on one recording; with a ``timbre`` (diagnostics asked for), its tallies too."""
     duration_s = audio_duration_s(recording.wav)
-    reference = _reference(recording, duration_s)
+    reference, velocities = with_performed_velocities(_reference(recording, duration_s), recording.csv)
     scored = _Scored({})
     estimates = {}
     if run is not None:
         frames = run.frames(recording.wav, progress, recording.id)
-        scored.probabilities, scored.roll = frames.probabilities, piano_roll(reference, frames.times)
+        scored.probabilities, scored.roll = frames.probabilities, piano_roll(reference, frames.times, frames.labels)
         for name in run.decoders:
             estimates[name] = decode(name, frames, run.config)
-            scored.counts[name] = score(reference, estimates[name], frames.times)
+            scored.counts[name] = score(reference, estimates[name], frames.times, velocities)
     times = grid.times(grid.count(round(duration_s * grid.sample_rate)))
     for folder in folders:
         path = _prediction_file(folder, recording.id)
         estimates[folder.name] = read_note_csv(path)
         check_timing(estimates[folder.name], duration_s, path, NOTE_UNITS)
-        scored.counts[folder.name] = score(reference, estimates[folder.name], times)
+        scored.counts[folder.name] = score(reference, estimates[folder.name], times, velocities)
     if timbre is not None:
-        performed, known = with_performed_velocities(reference, recording.csv)
-        scored.tallies = {name: tally(performed, notes, timbre, known) for name, notes in estimates.items()}
+        scored.tallies = {name: tally(reference, notes, timbre, velocities) for name, notes in estimates.items()}
     return scored
 
 
@@ -241,7 +240,9 @@ THRESHOLD_GRID = tuple(round(0.1 * k, 2) for k in range(1, 10))
 
 
 TUNED = {"naive": ("threshold",), "hysteresis": ("on", "off"), "onsets": ("onset_threshold", "off", "min_note_s")}
-"""The settings :func:`tune_thresholds` searches, per decoder."""
+"""The settings :func:`tune_thresholds` searches, per decoder (and, for a model with an offset head,
+``offset_threshold`` and ``end_at_offsets``: :data:`ENDINGS`)."""
+ENDINGS = ("offset_threshold", "end_at_offsets")
 MIN_NOTE_GRID = (0.0, 0.05, 0.1)
 """Shortest notes kept (s) tried for the onsets decoder: at a 23 ms hop, 15% of the corpus's notes
 last under 0.1 s, the default made for one-frame blips at the 93 ms hop."""
@@ -271,19 +272,36 @@ def tune_thresholds(
 ) -> list[tuple[DecoderConfig, dict[str, float]]]:
     """Grid-search the decoder's thresholds (naive: ``threshold``; hysteresis: ``on`` and ``off <= on``;
     onsets: ``onset_threshold``, ``off`` and ``min_note_s``) over the frames of one or more recordings
-    for the best pooled onset-only note F1.
+    for the best pooled onset-only note F1. For a model with an offset head, a second stage then keeps
+    those settings and tries each offset threshold, and ending notes without offsets, for the best note
+    F1 with offsets: where notes end is what the offset head decides.
 
     Returns every trial as ``(config, pooled metrics)``, best first.
     """
     if len(frames) != len(reference_events):
         raise AmtError("tune_thresholds needs one list of reference notes per recording's frames")
-    trials = []
-    for trial in _trial_configs(decoder, config or DecoderConfig(), thresholds):
+
+    def trial(candidate: DecoderConfig) -> tuple[DecoderConfig, dict]:
         total = Counts()
         for recording, reference in zip(frames, reference_events, strict=True):
-            total += score(reference, decode(decoder, recording, trial), recording.times)
-        trials.append((trial, total.metrics()))
-    return sorted(trials, key=lambda t: -t[1]["note_f1"])
+            total += score(reference, decode(decoder, recording, candidate), recording.times)
+        return candidate, total.metrics()
+
+    trials = sorted(map(trial, _trial_configs(decoder, config or DecoderConfig(), thresholds)), key=_note_f1)
+    if decoder == "onsets" and any(recording.offsets is not None for recording in frames):
+        best = trials[0][0]
+        endings = [replace(best, end_at_offsets=True, offset_threshold=t) for t in thresholds]
+        ending_trials = sorted(map(trial, [*endings, replace(best, end_at_offsets=False)]), key=_offset_f1)
+        trials = ending_trials + trials
+    return trials
+
+
+def _note_f1(trial: tuple[DecoderConfig, dict]) -> float:
+    return -trial[1]["note_f1"]
+
+
+def _offset_f1(trial: tuple[DecoderConfig, dict]) -> float:
+    return -trial[1]["note_offset_f1"]
 
 
 def tune(
@@ -323,6 +341,7 @@ COLUMNS: tuple[tuple[str, str, Callable[[object], str]], ...] = (
     ("note R", "note_recall", "{:.3f}".format),
     ("note F1", "note_f1", "{:.3f}".format),
     ("+offset F1", "note_offset_f1", "{:.3f}".format),
+    ("+velocity F1", "note_velocity_f1", "{:.3f}".format),
     ("re-attacks/note", "reattacks_per_note", "{:.3f}".format),
     ("notes ref/pred", "", str),
 )
@@ -382,10 +401,14 @@ def tuning_table(trials: Sequence[tuple[DecoderConfig, dict]], decoder: str, tit
     columns = {"note F1": "note_f1", "note P": "note_precision", "note R": "note_recall"}
     columns |= {"+offset F1": "note_offset_f1", "frame F1": "frame_f1", "re-attacks/note": "reattacks_per_note"}
     table = Table(title=f"{title} (best {min(top, len(trials))} of {len(trials)})")
-    for column in (*names, *columns):
-        table.add_column(column, justify="right")
+    for column in (*names, "offset_threshold" if decoder == "onsets" else "", *columns):
+        if column:
+            table.add_column(column, justify="right")
     for config, metrics in trials[:top]:
-        table.add_row(*(f"{getattr(config, n):.2f}" for n in names), *(f"{metrics[k]:.3f}" for k in columns.values()))
+        ending = [f"{config.offset_threshold:.2f}" if config.end_at_offsets else "none"] if decoder == "onsets" else []
+        table.add_row(
+            *(f"{getattr(config, n):.2f}" for n in names), *ending, *(f"{metrics[k]:.3f}" for k in columns.values())
+        )
     return table
 
 

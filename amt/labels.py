@@ -1,8 +1,12 @@
 """Label spaces and MusicNet label csvs.
 
-Label space: 81 notes, index 0 = MIDI 21 (A0) … index 80 = MIDI 101 (F7), the range the report
-keeps (F#7..C8 never occur in mini-MusicNet). mini-MusicNet's labels are 128 wide (one per MIDI
-pitch) and are cut down to it with :func:`cut_to_label_space`.
+Label spaces: runs of piano keys from A0 (MIDI 21), index 0 = A0. The report's models keep the
+report's 81 notes (:data:`REPORT_NOTES`, A0 … F7 = MIDI 101; F#7..C8 never occur in mini-MusicNet);
+the transcriber predicts all 88 keys (:data:`PIANO_KEYS`, A0 … C8 = MIDI 108). A model carries its
+label space (``model.labels``; a context model's ``notes`` in its config and so its checkpoint), and
+targets, decoders, evaluation and MIDI writing read it from there, or from the width of the model's
+output, which names the space (:meth:`LabelSpace.of_width`). mini-MusicNet's labels are 128 wide (one
+per MIDI pitch) and are cut down to a label space with :meth:`LabelSpace.cut`.
 
 MusicNet label csv: one row per played note, times as **sample indices at 44.1 kHz**:
 ``start_time,end_time,instrument,note,start_beat,end_beat,note_value``.
@@ -21,8 +25,7 @@ from amt.errors import AmtError
 from amt.files import csv_rows, write_atomically
 
 LOWEST_MIDI = 21
-HIGHEST_MIDI = 101
-NUM_NOTES = HIGHEST_MIDI - LOWEST_MIDI + 1
+"""A0, the lowest piano key: index 0 of every label space."""
 MIDI_WIDTH = 128
 """Width of mini-MusicNet's label vectors: one entry per MIDI pitch."""
 
@@ -35,29 +38,63 @@ def note_name(midi: int) -> str:
     return f"{_NAMES[midi % 12]}{midi // 12 - 1}"
 
 
-def midi_to_index(midi: int) -> int:
-    """Label index of a MIDI pitch inside the 81-note label space."""
-    if not LOWEST_MIDI <= midi <= HIGHEST_MIDI:
-        raise ValueError(f"MIDI pitch {midi} is outside the label space {LOWEST_MIDI}..{HIGHEST_MIDI}")
-    return midi - LOWEST_MIDI
+KNOWN_WIDTHS = (81, 88)
 
 
-def index_to_midi(index: int) -> int:
-    """MIDI pitch of a label index."""
-    return index + LOWEST_MIDI
+@dataclass(frozen=True)
+class LabelSpace:
+    """The ``notes`` piano keys from A0 upwards: 81 (the report's, A0..F7) or 88 (A0..C8)."""
+
+    notes: int
+
+    def __post_init__(self):
+        if self.notes not in KNOWN_WIDTHS:
+            widths = " or ".join(map(str, KNOWN_WIDTHS))
+            raise AmtError(f"a label space has {widths} notes (A0..F7 or A0..C8), not {self.notes!r}")
+
+    @classmethod
+    def of_width(cls, width: int) -> LabelSpace:
+        """The label space of a ``[..., width]`` piano roll or model output."""
+        return cls(int(width))
+
+    @property
+    def lowest(self) -> int:
+        return LOWEST_MIDI
+
+    @property
+    def highest(self) -> int:
+        return LOWEST_MIDI + self.notes - 1
+
+    def __contains__(self, midi: int) -> bool:
+        return self.lowest <= midi <= self.highest
+
+    def index(self, midi: int) -> int:
+        """Label index of a MIDI pitch."""
+        if midi not in self:
+            raise ValueError(f"MIDI pitch {midi} is outside the label space {self.lowest}..{self.highest}")
+        return midi - self.lowest
+
+    def midi(self, index: int) -> int:
+        """MIDI pitch of a label index."""
+        return index + self.lowest
+
+    def cut(self, labels: np.ndarray) -> tuple[np.ndarray, int]:
+        """Cut ``[N, 128]`` MIDI-wide multi-hot labels to ``[N, notes]`` float32.
+
+        Returns the cut labels and the number of active (window, pitch) labels that fell outside
+        the space and were dropped, so callers can report them instead of losing them silently.
+        """
+        if labels.ndim != 2 or labels.shape[1] != MIDI_WIDTH:
+            raise AmtError(f"labels must be [N, {MIDI_WIDTH}], got shape {labels.shape}")
+        inside = labels[:, self.lowest : self.highest + 1]
+        dropped = int(np.count_nonzero(labels)) - int(np.count_nonzero(inside))
+        return inside.astype(np.float32), dropped
 
 
-def cut_to_label_space(labels: np.ndarray) -> tuple[np.ndarray, int]:
-    """Cut ``[N, 128]`` MIDI-wide multi-hot labels to ``[N, 81]`` float32.
-
-    Returns the cut labels and the number of active (window, pitch) labels that fell outside
-    A0..F7 and were dropped, so callers can report them instead of losing them silently.
-    """
-    if labels.ndim != 2 or labels.shape[1] != MIDI_WIDTH:
-        raise AmtError(f"labels must be [N, {MIDI_WIDTH}], got shape {labels.shape}")
-    inside = labels[:, LOWEST_MIDI : HIGHEST_MIDI + 1]
-    dropped = int(np.count_nonzero(labels)) - int(np.count_nonzero(inside))
-    return inside.astype(np.float32), dropped
+REPORT_NOTES = LabelSpace(81)
+"""The report's 81 notes A0..F7 (MIDI 21..101): its models, and any checkpoint that names no label space."""
+PIANO_KEYS = LabelSpace(88)
+"""All 88 piano keys A0..C8 (MIDI 21..108): the transcriber's."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,11 @@
   pitch (within 50 cents) whose onset is within 50 ms; with offsets, its offset must also be within
   20 % of the reference note's length (at least 50 ms). Counts come from ``match_notes``, the
   matching behind ``precision_recall_f1_overlap``, so they can be pooled over recordings.
+- **Notes with velocity** from ``mir_eval.transcription_velocity`` (onset-only matching, as Onsets
+  and Frames' "note with velocity"): a matched note counts when its velocity, after mir_eval's
+  least-squares rescaling of the estimate's velocities per recording, is within 10 % of the
+  reference's velocity range. Only recordings whose reference velocities are known (amt corpora's
+  performance MIDI) count; with none, the F1 is None.
 - **Re-attacks per note**: predicted onsets during a reference note of the same pitch beyond the
   first (not counting the attacks of other reference notes: see :func:`count_reattacks`), summed
   over reference notes, over the number of reference notes. A held note split in three counts 2;
@@ -26,7 +31,7 @@ from typing import TYPE_CHECKING
 import mir_eval
 import numpy as np
 
-from amt.labels import NUM_NOTES
+from amt.labels import PIANO_KEYS, REPORT_NOTES
 from amt.notes import NoteEvent, piano_roll
 
 if TYPE_CHECKING:
@@ -36,7 +41,7 @@ ONSET_TOLERANCE_S = 0.05
 OFFSET_RATIO = 0.2
 
 
-def ap_metric() -> MultilabelAveragePrecision:
+def ap_metric(notes: int = REPORT_NOTES.notes) -> MultilabelAveragePrecision:
     """The training metric: exact micro average precision over all (frame, note) pairs, updated per batch.
 
     ``validate_args=False`` skips per-update input checks that cost more than the update itself;
@@ -44,7 +49,7 @@ def ap_metric() -> MultilabelAveragePrecision:
     """
     from torchmetrics.classification import MultilabelAveragePrecision
 
-    return MultilabelAveragePrecision(num_labels=NUM_NOTES, average="micro", validate_args=False)
+    return MultilabelAveragePrecision(num_labels=notes, average="micro", validate_args=False)
 
 
 def _ratio(numerator: float, denominator: float) -> float:
@@ -67,6 +72,10 @@ class Counts:
     onset_matches: int = 0
     offset_matches: int = 0
     reattacks: int = 0
+    velocity_reference: int = 0
+    """Reference notes of the recordings whose velocities are known (their notes, otherwise 0)."""
+    velocity_predicted: int = 0
+    velocity_matches: int = 0
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
@@ -78,6 +87,8 @@ class Counts:
         note_r = _ratio(self.onset_matches, self.notes_reference)
         offset_p = _ratio(self.offset_matches, self.notes_predicted)
         offset_r = _ratio(self.offset_matches, self.notes_reference)
+        velocity_p = _ratio(self.velocity_matches, self.velocity_predicted)
+        velocity_r = _ratio(self.velocity_matches, self.velocity_reference)
         return {
             "frame_precision": frame_p,
             "frame_recall": frame_r,
@@ -88,10 +99,32 @@ class Counts:
             "note_offset_precision": offset_p,
             "note_offset_recall": offset_r,
             "note_offset_f1": _f1(offset_p, offset_r),
+            "note_velocity_f1": _f1(velocity_p, velocity_r) if self.velocity_reference else None,
             "reattacks_per_note": _ratio(self.reattacks, self.notes_reference),
             "reference_notes": self.notes_reference,
             "predicted_notes": self.notes_predicted,
         }
+
+
+def velocity_matched_notes(reference: Sequence[NoteEvent], estimate: Sequence[NoteEvent]) -> int:
+    """How many notes match by onset and velocity (``mir_eval.transcription_velocity``, module docstring)."""
+    if not reference or not estimate:
+        return 0
+    from mir_eval import transcription_velocity
+
+    def velocities(events: Sequence[NoteEvent]) -> np.ndarray:
+        return np.array([e.velocity for e in events], dtype=np.float64)
+
+    return len(
+        transcription_velocity.match_notes(
+            *_mir_eval_notes(reference),
+            velocities(reference),
+            *_mir_eval_notes(estimate),
+            velocities(estimate),
+            onset_tolerance=ONSET_TOLERANCE_S,
+            offset_ratio=None,
+        )
+    )
 
 
 def _mir_eval_notes(events: Sequence[NoteEvent]) -> tuple[np.ndarray, np.ndarray]:
@@ -156,10 +189,15 @@ def count_reattacks(reference: Sequence[NoteEvent], estimate: Sequence[NoteEvent
     return total
 
 
-def score(reference: Sequence[NoteEvent], estimate: Sequence[NoteEvent], frame_times: np.ndarray) -> Counts:
-    """The counts of one system on one recording."""
-    reference_roll = piano_roll(reference, frame_times).astype(bool)
-    predicted_roll = piano_roll(estimate, frame_times).astype(bool)
+def score(
+    reference: Sequence[NoteEvent], estimate: Sequence[NoteEvent], frame_times: np.ndarray, velocities: bool = False
+) -> Counts:
+    """The counts of one system on one recording; ``velocities``: the reference's velocities are known.
+
+    Frames are compared over all 88 keys, whatever the system's label space: a note a model cannot
+    predict is a note it misses."""
+    reference_roll = piano_roll(reference, frame_times, PIANO_KEYS).astype(bool)
+    predicted_roll = piano_roll(estimate, frame_times, PIANO_KEYS).astype(bool)
     return Counts(
         frame_hits=int(np.count_nonzero(reference_roll & predicted_roll)),
         frames_predicted=int(np.count_nonzero(predicted_roll)),
@@ -169,6 +207,9 @@ def score(reference: Sequence[NoteEvent], estimate: Sequence[NoteEvent], frame_t
         onset_matches=matched_notes(reference, estimate, offset_ratio=None),
         offset_matches=matched_notes(reference, estimate, offset_ratio=OFFSET_RATIO),
         reattacks=count_reattacks(reference, estimate),
+        velocity_reference=len(reference) if velocities else 0,
+        velocity_predicted=len(estimate) if velocities else 0,
+        velocity_matches=velocity_matched_notes(reference, estimate) if velocities else 0,
     )
 
 

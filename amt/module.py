@@ -1,7 +1,7 @@
 """The one LightningModule: any transcription model, its loss, the AP metric, optimiser and schedule.
 
-Per-epoch numbers, logged under ``{train,val,test}/{loss,ap}``: the mean loss (BCE-with-logits
-plus the model's auxiliary loss) and the micro average precision over (window, note) pairs
+Per-epoch numbers, logged under ``{train,val,test}/{loss,ap}``: the mean loss (BCE-with-logits of
+every probability head, the velocity head's squared error, plus the model's auxiliary loss) and the micro average precision over (window, note) pairs
 (:func:`amt.metrics.ap_metric`, exact), as MusicNet and the report define it.
 
 The Trainer must stay close to a bare training loop for the small CNNs, whose steps take a few
@@ -29,7 +29,6 @@ from torchmetrics import Metric
 from torchmetrics.aggregation import MeanMetric
 
 from amt.errors import AmtError
-from amt.labels import NUM_NOTES
 from amt.metrics import ap_metric
 
 Batch = tuple[torch.Tensor, torch.Tensor | dict[str, torch.Tensor]]
@@ -38,13 +37,14 @@ REPORT_ADAM = functools.partial(torch.optim.Adam, lr=1e-3)
 
 
 class TranscriptionModule(L.LightningModule):
-    """Trains, validates and tests a model mapping ``[batch, bins]`` spectra to ``[batch, 81]`` note logits,
-    or (context models) ``[batch, frames, bins]`` excerpts to a dict of ``[batch, frames, 81]`` head logits.
+    """Trains, validates and tests a model mapping ``[batch, bins]`` spectra to ``[batch, notes]`` note logits,
+    or (context models) ``[batch, frames, bins]`` excerpts to a dict of ``[batch, frames, notes]`` head logits.
 
     ``optimizer`` and ``scheduler`` are factories (Hydra ``_partial_: true``): ``optimizer(params)``
     and ``scheduler(optimizer)``; schedulers step once per epoch, and ``ReduceLROnPlateau`` watches
-    ``scheduler_monitor``. Batches are ``(spectra float32 [B, bins], labels float32 [B, 81])``.
-    The loss is BCE-with-logits plus ``model.auxiliary_loss()``.
+    ``scheduler_monitor``. Batches are ``(spectra float32 [B, bins], labels float32 [B, notes])``, or
+    for context models excerpts with a dict of targets named like the heads. The loss is the sum of
+    the heads' losses (:meth:`head_loss`) plus ``model.auxiliary_loss()``.
 
     Checkpoints hold tensors and plain values only, so they load with ``torch.load(weights_only=True)``
     (the default since torch 2.6, which Lightning follows): neither the model nor the optimiser and
@@ -77,7 +77,8 @@ class TranscriptionModule(L.LightningModule):
         self.make_optimizer, self.make_scheduler = optimizer, scheduler
         self.criterion = nn.BCEWithLogitsLoss()
         # One metric object per stage, so validation inside a training epoch never mixes with it.
-        self.train_ap, self.val_ap, self.test_ap = ap_metric(), ap_metric(), ap_metric()
+        notes = model.labels.notes
+        self.train_ap, self.val_ap, self.test_ap = ap_metric(notes), ap_metric(notes), ap_metric(notes)
         # nan_strategy="disable": a NaN loss must show up as a NaN mean, not be dropped with a warning.
         self.train_loss, self.val_loss, self.test_loss = (MeanMetric(nan_strategy="disable") for _ in range(3))
 
@@ -91,9 +92,10 @@ class TranscriptionModule(L.LightningModule):
         # each with a target of the same name. Every head's loss counts; AP scores the frames.
         heads = outputs if isinstance(outputs, dict) else {"frame": outputs}
         targets = targets if isinstance(targets, dict) else {"frame": targets}
-        loss = sum(self.criterion(logits, targets[name]) for name, logits in heads.items())
+        loss = sum(self.head_loss(name, logits, targets[name]) for name, logits in heads.items())
         loss = loss + self.model.auxiliary_loss()
-        frames, labels = heads["frame"].reshape(-1, NUM_NOTES), targets["frame"].reshape(-1, NUM_NOTES)
+        notes = heads["frame"].shape[-1]
+        frames, labels = heads["frame"].reshape(-1, notes), targets["frame"].reshape(-1, notes)
         if ap is not None:
             # Probabilities, not logits: the metric applies a sigmoid only to batches with values
             # outside [0, 1], and AP ranks predictions across batches, so all must be on one scale.
@@ -102,6 +104,15 @@ class TranscriptionModule(L.LightningModule):
         # is ignored under nan_strategy="disable" (torchmetrics 1.9).
         mean_loss.update(loss.detach().expand(len(labels)))
         return loss
+
+    def head_loss(self, name: str, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """BCE-with-logits for a probability head; for ``velocity``, the squared error of its sigmoid
+        against velocity / 127, over the frames where a note with a known velocity starts (target > 0),
+        as Onsets and Frames trains its velocity head."""
+        if name != "velocity":
+            return self.criterion(logits, target)
+        known = target > 0
+        return ((logits.sigmoid() - target) ** 2 * known).sum() / known.sum().clamp(min=1)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         # Batches train_ap_every - 1, 2 · train_ap_every - 1, … and the last: the sample skips the

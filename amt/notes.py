@@ -20,7 +20,7 @@ import numpy as np
 from amt.errors import AmtError
 from amt.files import csv_rows, write_atomically
 from amt.grid import SAMPLE_RATE
-from amt.labels import HIGHEST_MIDI, LOWEST_MIDI, MIDI_WIDTH, NUM_NOTES, MusicNetLabels
+from amt.labels import MIDI_WIDTH, LabelSpace, MusicNetLabels
 
 REFERENCE_VELOCITY = 100
 """Velocity given to reference notes, which MusicNet labels do not carry."""
@@ -97,15 +97,15 @@ def events_from_musicnet(labels: MusicNetLabels) -> list[NoteEvent]:
     return sorted(events, key=lambda e: (e.onset_s, e.pitch))
 
 
-def piano_roll(events: list[NoteEvent], frame_times: np.ndarray) -> np.ndarray:
-    """``[T, 81]`` uint8: 1 where a note sounds at a frame time (onset <= t < offset).
+def piano_roll(events: list[NoteEvent], frame_times: np.ndarray, labels: LabelSpace) -> np.ndarray:
+    """``[T, labels.notes]`` uint8: 1 where a note sounds at a frame time (onset <= t < offset).
 
-    Notes outside the label space A0..F7 are left out; ``frame_times`` must be sorted.
+    Notes outside the label space are left out; ``frame_times`` must be sorted.
     """
     frame_times = np.asarray(frame_times, dtype=np.float64)
-    roll = np.zeros((len(frame_times), NUM_NOTES), dtype=np.uint8)
+    roll = np.zeros((len(frame_times), labels.notes), dtype=np.uint8)
     for event in events:
-        if LOWEST_MIDI <= event.pitch <= HIGHEST_MIDI:
+        if event.pitch in labels:
             first, stop = np.searchsorted(frame_times, (event.onset_s, event.offset_s), side="left")
-            roll[first:stop, event.pitch - LOWEST_MIDI] = 1
+            roll[first:stop, labels.index(event.pitch)] = 1
     return roll

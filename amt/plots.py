@@ -18,7 +18,7 @@ from matplotlib.patches import Patch, Rectangle
 
 from amt.decode import Frames
 from amt.files import write_atomically
-from amt.labels import LOWEST_MIDI, NUM_NOTES, note_name
+from amt.labels import LOWEST_MIDI, PIANO_KEYS, note_name
 from amt.notes import NoteEvent, piano_roll
 
 EMPTY, NOTE, HIT, FALSE, MISS = range(5)
@@ -41,7 +41,7 @@ def _size(seconds: float, rows: int, panels: int) -> tuple[float, float]:
 
 
 def _pooled(image: np.ndarray) -> tuple[np.ndarray, int]:
-    """``image [T, 81]`` with runs of ``k`` frames pooled into one column (see :data:`SHOWN_FIRST`), and ``k``."""
+    """``image [T, notes]`` with runs of ``k`` frames pooled into one column (see :data:`SHOWN_FIRST`), and ``k``."""
     k = -(-len(image) // MAX_COLUMNS)
     if k <= 1:
         return image, 1
@@ -54,9 +54,10 @@ def _pitch_rows(*rolls: np.ndarray, margin: int = 2) -> tuple[int, int]:
     """First and last label index to show: the notes used, with a little room, at least an octave."""
     used = np.flatnonzero(np.any(np.stack([roll.any(axis=0) for roll in rolls]), axis=0))
     low, high = (used[0], used[-1]) if len(used) else (39 - 6, 39 + 6)  # around C4 when empty
-    low, high = max(low - margin, 0), min(high + margin, NUM_NOTES - 1)
+    top = rolls[0].shape[1] - 1
+    low, high = max(low - margin, 0), min(high + margin, top)
     while high - low < 12:
-        low, high = max(low - 1, 0), min(high + 1, NUM_NOTES - 1)
+        low, high = max(low - 1, 0), min(high + 1, top)
     return int(low), int(high)
 
 
@@ -108,7 +109,7 @@ def plot_transcription(
 ) -> None:
     """Write a PNG piano roll of ``events``; with ``reference`` notes, predicted over true, coloured
     by hits, false notes and misses, on the frames the model saw, with ``scores`` in the title."""
-    predicted = piano_roll(events, frames.times).astype(bool)
+    predicted = piano_roll(events, frames.times, PIANO_KEYS).astype(bool)
     seconds = float(frames.times[-1]) if len(frames.times) else 0.0
     if reference is None:
         rows = _pitch_rows(predicted)
@@ -117,7 +118,7 @@ def plot_transcription(
         _draw(axes, np.where(predicted, NOTE, EMPTY), frames, rows, f"{title}: transcription, {len(events)} notes")
         _outline(axes, events, rows)
     else:
-        true = piano_roll(reference, frames.times).astype(bool)
+        true = piano_roll(reference, frames.times, PIANO_KEYS).astype(bool)
         rows = _pitch_rows(predicted, true)
         figure = Figure(figsize=_size(seconds, rows[1] - rows[0], 2), layout="constrained")
         top, bottom = figure.subplots(2, 1, sharex=True)
@@ -138,7 +139,7 @@ def plot_transcription(
 
 
 def probability_roll(probabilities: np.ndarray, truth: np.ndarray, title: str = "") -> np.ndarray:
-    """An RGB picture ``[H, W, 3]`` uint8 of a model's note probabilities ``[frames, 81]`` over the true
+    """An RGB picture ``[H, W, 3]`` uint8 of a model's note probabilities ``[frames, notes]`` over the true
     notes, sharing the pitch rows that are used: how a validation excerpt looks to the model."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 

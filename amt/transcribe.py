@@ -23,7 +23,7 @@ from amt.audio import load_audio, peak_normalise, spectra, windows_around
 from amt.decode import DecoderConfig, Frames, check_decoders, decode
 from amt.errors import AmtError
 from amt.grid import WINDOW_GRID, FrameGrid
-from amt.labels import NUM_NOTES, read_musicnet_csv
+from amt.labels import read_musicnet_csv
 from amt.models.base import TranscriptionModel
 from amt.notes import NOTE_CSV_SUFFIX, NoteEvent, events_from_musicnet, write_midi, write_note_csv
 
@@ -50,12 +50,13 @@ def resolve_device(name: str) -> torch.device:
 
 
 def _classify(model: TranscriptionModel, features: np.ndarray, batch_size: int, device: torch.device) -> np.ndarray:
-    out = np.empty((len(features), NUM_NOTES), dtype=np.float32)
+    notes = model.labels.notes
+    out = np.empty((len(features), notes), dtype=np.float32)
     for start in range(0, len(features), batch_size):
         batch = torch.from_numpy(features[start : start + batch_size]).to(device)
         logits = model(batch)
-        if logits.shape != (len(batch), NUM_NOTES):
-            raise AmtError(f"the model returned shape {tuple(logits.shape)}, expected [batch, {NUM_NOTES}]")
+        if logits.shape != (len(batch), notes):
+            raise AmtError(f"the model returned shape {tuple(logits.shape)}, expected [batch, {notes}]")
         out[start : start + len(batch)] = _finite_probabilities(logits)
     return out
 
@@ -86,7 +87,7 @@ def frame_probabilities(
         return context_probabilities(samples, model, device, progress, description)
     grid = grid or WINDOW_GRID
     centres = grid.recording_centres(len(samples))
-    probabilities = np.empty((len(centres), NUM_NOTES), dtype=np.float32)
+    probabilities = np.empty((len(centres), model.labels.notes), dtype=np.float32)
     task = progress.add_task(description, total=len(centres)) if progress is not None else None
     model = model.to(device).eval()
     with torch.inference_mode():
@@ -114,7 +115,8 @@ def context_probabilities(
     progress: Progress | None = None,
     description: str = "transcribing",
 ) -> Frames:
-    """Frame and onset probabilities of a context model over a whole recording, on the model's own grid.
+    """Every head's probabilities (frames, onsets, and offsets and velocities when the model has those
+    heads) of a context model over a whole recording, on the model's own grid.
 
     The spectrogram (:mod:`amt.features`, 0.7 KB a frame: 110 MB for an hour) is run through the
     model :data:`CONTEXT_CHUNK` frames at a time, each chunk seeing :data:`CONTEXT_MARGIN`
@@ -123,7 +125,7 @@ def context_probabilities(
     from amt.features import log_frequency_spectrogram
 
     features = log_frequency_spectrogram(samples, model.grid)
-    frames, onsets = (np.empty((len(features), NUM_NOTES), dtype=np.float32) for _ in range(2))
+    heads: dict[str, np.ndarray] = {}
     task = progress.add_task(description, total=len(features)) if progress is not None else None
     model = model.to(device).eval()
     with torch.inference_mode():
@@ -132,13 +134,19 @@ def context_probabilities(
             first, last = max(0, start - CONTEXT_MARGIN), min(len(features), stop + CONTEXT_MARGIN)
             outputs = model(torch.from_numpy(features[first:last]).to(device).unsqueeze(0))
             keep = slice(start - first, stop - first)
-            frames[start:stop] = _finite_probabilities(outputs["frame"][0, keep])
-            onsets[start:stop] = _finite_probabilities(outputs["onset"][0, keep])
+            for name, logits in outputs.items():
+                if name not in heads:
+                    heads[name] = np.empty((len(features), logits.shape[-1]), dtype=np.float32)
+                heads[name][start:stop] = _finite_probabilities(logits[0, keep])
             if task is not None:
                 progress.advance(task, stop - start)
     if task is not None:
         progress.remove_task(task)
-    return Frames(model.grid, frames, onsets)
+    if not heads:  # a recording shorter than one frame
+        heads = {name: np.empty((0, model.labels.notes), dtype=np.float32) for name in ("frame", "onset")}
+    return Frames(
+        model.grid, heads["frame"], heads["onset"], offsets=heads.get("offset"), velocities=heads.get("velocity")
+    )
 
 
 @dataclass(frozen=True)

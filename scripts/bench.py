@@ -53,7 +53,7 @@ from amt.data.datamodule import SpectraDataset
 from amt.data.render import Track, render_harmonic
 from amt.decode import default_decoder
 from amt.grid import FrameGrid
-from amt.labels import NUM_NOTES
+from amt.labels import REPORT_NOTES
 from amt.models.cnn import CNN1Layer, CNNMulti, SameConv1d
 from amt.module import TranscriptionModule
 from amt.threads import CpuLoad, ThreadSettings, usable_cores
@@ -69,7 +69,7 @@ INFERENCE_BATCH = 1024
 def synthetic_data(windows: int, bins: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     spectra = torch.rand(windows, bins, generator=generator)
-    labels = (torch.rand(windows, NUM_NOTES, generator=generator) < 0.05).float()
+    labels = (torch.rand(windows, REPORT_NOTES.notes, generator=generator) < 0.05).float()
     return spectra, labels
 
 

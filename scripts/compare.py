@@ -47,6 +47,7 @@ COLUMNS = {
     "frame_f1": "frame F1",
     "note_f1": "note F1 (onsets)",
     "note_offset_f1": "note F1 (with offsets)",
+    "note_velocity_f1": "note F1 (with velocity)",
     "reattacks_per_note": "re-attacks / note",
 }
 
@@ -129,7 +130,7 @@ def markdown(blocks: dict[str, list[dict]], title: str) -> str:
     lines.append("| --- " * (len(COLUMNS) + 3) + "|")
     for name, rows in blocks.items():
         for row in rows:
-            cells = [f"{row[key]:.3f}" for key in COLUMNS]
+            cells = ["–" if row[key] is None else f"{row[key]:.3f}" for key in COLUMNS]
             lines.append(f"| {name} | {row['system']} | " + " | ".join(cells) + f" | {row['real_time_factor']:.1f}× |")
     return "\n".join(lines) + "\n"
 

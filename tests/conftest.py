@@ -19,6 +19,9 @@ CONTEXT_CONFIG = {
     "channels": 4,
     "features": 16,
     "levels": 2,
+    "notes": 88,
+    "offsets": True,
+    "velocities": True,
 }
 
 
@@ -67,7 +70,7 @@ def checkpoint(data_dir, tmp_path_factory) -> Path:
     from amt.audio import spectra
     from amt.data.musicnet import sequential_windows
     from amt.data.recordings import find_recordings
-    from amt.labels import cut_to_label_space
+    from amt.labels import REPORT_NOTES
     from amt.models.cnn import CNN1Layer
     from amt.module import TranscriptionModule
 
@@ -76,7 +79,7 @@ def checkpoint(data_dir, tmp_path_factory) -> Path:
     for recording in find_recordings(data_dir / "synth-tiny" / "recordings", "train"):
         _, windows, labels128 = sequential_windows(recording)
         features.append(spectra(windows, 256))
-        labels.append(cut_to_label_space(labels128)[0])
+        labels.append(REPORT_NOTES.cut(labels128)[0])
     dataset = TensorDataset(torch.from_numpy(np.concatenate(features)), torch.from_numpy(np.concatenate(labels)))
     torch.manual_seed(0)
     module = TranscriptionModule(CNN1Layer(bins=256), optimizer=partial(torch.optim.Adam, lr=3e-3))
@@ -96,7 +99,8 @@ def context_checkpoint(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("context")
     torch.manual_seed(0)
     module = TranscriptionModule(model_config=CONTEXT_CONFIG)
-    crops = [(torch.randn(32, 176), {"frame": torch.zeros(32, 81), "onset": torch.zeros(32, 81)})] * 2
+    targets = dict.fromkeys(("frame", "onset", "offset", "velocity"), torch.zeros(32, 88))
+    crops = [(torch.randn(32, 176), targets)] * 2
     quiet_trainer(max_steps=1).fit(module, DataLoader(crops, batch_size=2))
     module.trainer.save_checkpoint(folder / "context.ckpt")
     return folder / "context.ckpt"

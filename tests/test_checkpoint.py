@@ -18,6 +18,7 @@ from amt.data.synth import SynthCorpus
 from amt.decode import DecoderConfig
 from amt.errors import AmtError
 from amt.grid import CONTEXT_GRID, WINDOW_GRID, FrameGrid
+from amt.labels import PIANO_KEYS, REPORT_NOTES
 from amt.models.cnn import CNN1Layer
 from amt.transcribe import frame_probabilities
 
@@ -34,6 +35,13 @@ def test_checkpoint_loads_as_the_trained_model_with_the_default_decoder(checkpoi
     assert loaded.decoder_config == DecoderConfig() and loaded.grid() == WINDOW_GRID
     saved = torch.load(checkpoint, weights_only=True)["state_dict"]
     assert torch.equal(model.head.weight, saved["model.head.weight"])
+
+
+def test_a_checkpoint_carries_its_label_space_and_one_without_is_the_reports_81_notes(context_checkpoint):
+    assert load(context_checkpoint).model.labels == PIANO_KEYS
+    bundled = load(checkpoints.DEFAULT_CHECKPOINT)
+    assert "notes" not in bundled.contents["hyper_parameters"]["model_config"]
+    assert bundled.model.labels == REPORT_NOTES and bundled.model.frame_head[-1].out_features == 81
 
 
 def test_a_context_model_carries_its_frame_grid_and_ignores_another_hop(context_checkpoint, caplog):

@@ -1,5 +1,7 @@
 """Decoders: frame probabilities on a frame grid → notes, and back onto the same frames."""
 
+from dataclasses import replace
+
 import numpy as np
 import pretty_midi
 import pytest
@@ -7,11 +9,11 @@ import pytest
 from amt.decode import DecoderConfig, Frames, decode
 from amt.errors import AmtError
 from amt.grid import WINDOW_GRID
-from amt.labels import NUM_NOTES, midi_to_index
+from amt.labels import PIANO_KEYS, REPORT_NOTES
 from amt.notes import NoteEvent, piano_roll
 
 HOP_S = WINDOW_GRID.hop_s
-C4 = midi_to_index(60)
+C4 = REPORT_NOTES.index(60)
 
 
 def on_grid(probabilities: np.ndarray, onsets: np.ndarray | None = None) -> Frames:
@@ -26,9 +28,9 @@ def frame_span(event: NoteEvent) -> tuple[int, int]:
 
 def probabilities(n: int, **active: list[float]) -> np.ndarray:
     """``[n, 81]`` zeros with the given pitch columns (by note name) set from frame 0."""
-    out = np.zeros((n, NUM_NOTES), dtype=np.float32)
+    out = np.zeros((n, REPORT_NOTES.notes), dtype=np.float32)
     for name, values in active.items():
-        out[: len(values), midi_to_index(pretty_midi.note_name_to_number(name))] = values
+        out[: len(values), REPORT_NOTES.index(pretty_midi.note_name_to_number(name))] = values
     return out
 
 
@@ -44,8 +46,8 @@ def test_a_run_of_frames_becomes_a_note_covering_its_frames():
 
 def test_decoding_then_rendering_gives_back_the_frames():
     rng = np.random.default_rng(0)
-    probs = rng.random((200, NUM_NOTES)).astype(np.float32)
-    roll = piano_roll(decode("naive", on_grid(probs)), WINDOW_GRID.times(200))
+    probs = rng.random((200, REPORT_NOTES.notes)).astype(np.float32)
+    roll = piano_roll(decode("naive", on_grid(probs)), WINDOW_GRID.times(200), REPORT_NOTES)
     np.testing.assert_array_equal(roll, probs > 0.5)
 
 
@@ -96,3 +98,42 @@ def test_decoder_input_and_config_errors():
         DecoderConfig(on=0.3, off=0.5)
     with pytest.raises(AmtError, match="probability"):
         DecoderConfig(on=1.5)
+
+
+def keys(n: int, **active: list[float]) -> np.ndarray:
+    """As :func:`probabilities`, in the 88-key label space."""
+    out = np.zeros((n, PIANO_KEYS.notes), dtype=np.float32)
+    for name, values in active.items():
+        out[: len(values), PIANO_KEYS.index(pretty_midi.note_name_to_number(name))] = values
+    return out
+
+
+def test_the_top_octave_decodes_in_the_88_key_space():
+    frames = Frames(WINDOW_GRID, keys(6, C8=[0, 0.9, 0.9], A0=[0.9, 0.9]))
+    assert frames.labels == PIANO_KEYS
+    assert [(e.pitch, frame_span(e)) for e in decode("hysteresis", frames, DecoderConfig(min_note_s=0))] == [
+        (21, (0, 2)),
+        (108, (1, 3)),
+    ]
+
+
+def test_a_velocity_head_sets_each_notes_velocity_at_its_onset():
+    sustain = keys(8, C4=[0.9] * 3 + [0] + [0.9] * 3)
+    onsets = keys(8, C4=[0.9, 0, 0, 0, 0.9])
+    velocities = keys(8, C4=[0.25, 0.9, 0.9, 0, 0.75])
+    config = DecoderConfig(min_note_s=0)
+    events = decode("onsets", Frames(WINDOW_GRID, sustain, onsets, velocities=velocities), config)
+    assert [e.velocity for e in events] == [round(0.25 * 127), round(0.75 * 127)]
+    without = decode("onsets", Frames(WINDOW_GRID, sustain, onsets), config)
+    assert [e.velocity for e in without] == [round(0.9 * 127)] * 2  # the peak frame probability
+
+
+def test_an_offset_peak_ends_a_note_before_its_frames_fade():
+    sustain = keys(10, C4=[0.9] * 8)  # the frame head holds the note for 8 frames
+    onsets = keys(10, C4=[0.9])
+    offsets = keys(10, C4=[0.8, 0, 0, 0.3, 0.9, 0.2])  # a peak at the onset frame is not an end
+    frames = Frames(WINDOW_GRID, sustain, onsets, offsets=offsets)
+    config = DecoderConfig(min_note_s=0, offset_threshold=0.5)
+    assert [frame_span(e) for e in decode("onsets", frames, config)] == [(0, 5)]
+    assert [frame_span(e) for e in decode("onsets", frames, replace(config, end_at_offsets=False))] == [(0, 8)]
+    assert [frame_span(e) for e in decode("onsets", frames, replace(config, offset_threshold=0.95))] == [(0, 8)]

@@ -6,11 +6,10 @@ import pytest
 from amt.errors import AmtError
 from amt.labels import (
     MUSICNET_COLUMNS,
-    NUM_NOTES,
+    PIANO_KEYS,
+    REPORT_NOTES,
+    LabelSpace,
     MusicNetLabels,
-    cut_to_label_space,
-    index_to_midi,
-    midi_to_index,
     note_name,
     read_musicnet_csv,
     sounding_at,
@@ -18,23 +17,31 @@ from amt.labels import (
 )
 
 
-def test_label_space_is_a0_to_f7():
-    assert NUM_NOTES == 81
-    assert midi_to_index(21) == 0 and midi_to_index(101) == 80 and index_to_midi(80) == 101
-    assert (note_name(21), note_name(60), note_name(101)) == ("A0", "C4", "F7")
+def test_the_reports_label_space_is_a0_to_f7_and_the_transcribers_a0_to_c8():
+    assert REPORT_NOTES.notes == 81 and PIANO_KEYS.notes == 88
+    assert REPORT_NOTES.index(21) == 0 and REPORT_NOTES.index(101) == 80 and REPORT_NOTES.midi(80) == 101
+    assert PIANO_KEYS.index(108) == 87 and PIANO_KEYS.midi(87) == 108 and 108 in PIANO_KEYS and 108 not in REPORT_NOTES
+    assert (note_name(21), note_name(60), note_name(101), note_name(108)) == ("A0", "C4", "F7", "C8")
     with pytest.raises(ValueError):
-        midi_to_index(108)
+        REPORT_NOTES.index(108)
+    with pytest.raises(ValueError):
+        PIANO_KEYS.index(20)
+    assert LabelSpace.of_width(88) == PIANO_KEYS
+    with pytest.raises(AmtError, match="81 or 88"):
+        LabelSpace(80)
 
 
-def test_cut_to_label_space_counts_what_falls_outside():
+def test_cutting_to_a_label_space_counts_what_falls_outside():
     labels = np.zeros((3, 128), dtype=np.float32)
     labels[0, [20, 21, 60]] = 1
     labels[1, [101, 102, 108]] = 1
-    cut, dropped = cut_to_label_space(labels)
+    cut, dropped = REPORT_NOTES.cut(labels)
     assert cut.shape == (3, 81) and dropped == 3
     assert cut[0, 0] == 1 and cut[0, 39] == 1 and cut[1, 80] == 1 and cut.sum() == 3
+    cut, dropped = PIANO_KEYS.cut(labels)
+    assert cut.shape == (3, 88) and dropped == 1 and cut[1, 87] == 1 and cut[1, 81] == 1
     with pytest.raises(AmtError, match="128"):
-        cut_to_label_space(np.zeros((3, 81)))
+        REPORT_NOTES.cut(np.zeros((3, 81)))
 
 
 def example_labels() -> MusicNetLabels:

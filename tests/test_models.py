@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from amt.errors import AmtError
-from amt.labels import NUM_NOTES
+from amt.labels import REPORT_NOTES
 from amt.models.cnn import CNN1Layer, CNNMulti, SameConv1d
 from amt.models.lstm import LSTMAttention, LSTMClassifier, LSTMSelfAttention, attention_penalty
 
@@ -25,7 +25,7 @@ def test_every_model_maps_spectra_to_note_logits_and_trains(make):
     model = make()
     spectra = torch.rand(5, model.bins)
     logits = model(spectra)
-    assert logits.shape == (5, NUM_NOTES) and logits.dtype == torch.float32
+    assert logits.shape == (5, REPORT_NOTES.notes) and logits.dtype == torch.float32
     loss = logits.square().mean() + model.auxiliary_loss()
     loss.backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())

@@ -13,7 +13,7 @@ from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from amt.errors import AmtError
-from amt.labels import NUM_NOTES
+from amt.labels import REPORT_NOTES
 from amt.metrics import ap_metric
 from amt.models.base import TranscriptionModel
 from amt.models.cnn import CNN1Layer, CNNMulti
@@ -37,9 +37,9 @@ def quiet_lightning():
 def separable_data(windows: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Note k sounding puts a peak at bin k + 20 on top of noise: learnable by one small convolution."""
     generator = torch.Generator().manual_seed(seed)
-    labels = (torch.rand(windows, NUM_NOTES, generator=generator) < 0.05).float()
+    labels = (torch.rand(windows, REPORT_NOTES.notes, generator=generator) < 0.05).float()
     spectra = 0.3 * torch.rand(windows, BINS, generator=generator)
-    spectra[:, 20 : 20 + NUM_NOTES] += labels
+    spectra[:, 20 : 20 + REPORT_NOTES.notes] += labels
     return spectra, labels
 
 
@@ -75,8 +75,8 @@ def test_a_tiny_cnn_learns_a_separable_problem_through_the_trainer():
 def test_the_ap_metric_matches_scikit_learn_micro_average_precision():
     preds = torch.tensor([[0.9, 0.1, 0.4], [0.35, 0.8, 0.1], [0.35, 0.6, 0.7], [0.05, 0.2, 0.9]])
     target = torch.tensor([[1, 0, 0], [1, 1, 0], [0, 0, 1], [0, 1, 1]])
-    preds = torch.cat([preds, torch.full((4, NUM_NOTES - 3), 0.01)], dim=1)  # tied negatives
-    target = torch.cat([target, torch.zeros(4, NUM_NOTES - 3, dtype=torch.int64)], dim=1)
+    preds = torch.cat([preds, torch.full((4, REPORT_NOTES.notes - 3), 0.01)], dim=1)  # tied negatives
+    target = torch.cat([target, torch.zeros(4, REPORT_NOTES.notes - 3, dtype=torch.int64)], dim=1)
     target[0, 50] = 1  # a positive among the ties
     metric = ap_metric()
     metric.update(preds[:2], target[:2].int())
@@ -103,7 +103,7 @@ class ConstantPenalty(TranscriptionModel):
 
     def __init__(self):
         super().__init__(bins=BINS)
-        self.linear = nn.Linear(BINS, NUM_NOTES)
+        self.linear = nn.Linear(BINS, REPORT_NOTES.notes)
 
     def forward(self, spectra: torch.Tensor) -> torch.Tensor:
         return self.linear(spectra)
@@ -178,7 +178,7 @@ def test_a_checkpoint_with_a_model_config_rebuilds_its_model_alone(tmp_path):
     module = TranscriptionModule(model_config=config)
     assert isinstance(module.model, CNNMulti) and len(module.model.blocks) == 2
     fit = trainer(max_epochs=1, default_root_dir=tmp_path)
-    fit.fit(module, loader(torch.rand(64, 64), (torch.rand(64, NUM_NOTES) < 0.05).float()))
+    fit.fit(module, loader(torch.rand(64, 64), (torch.rand(64, REPORT_NOTES.notes) < 0.05).float()))
     fit.save_checkpoint(tmp_path / "model.ckpt")
     reloaded = TranscriptionModule.load_from_checkpoint(tmp_path / "model.ckpt")
     spectra = torch.rand(3, 64)
@@ -239,7 +239,7 @@ def test_bad_staged_lr_config_raises_one_clear_amt_error(lrs, epochs, message):
 
 def test_micro_ap_of_random_scores_is_near_the_positive_rate():
     generator = np.random.default_rng(0)
-    target = torch.from_numpy((generator.random((400, NUM_NOTES)) < 0.05).astype(np.int32))
+    target = torch.from_numpy((generator.random((400, REPORT_NOTES.notes)) < 0.05).astype(np.int32))
     metric = ap_metric()
-    metric.update(torch.rand(400, NUM_NOTES), target)
+    metric.update(torch.rand(400, REPORT_NOTES.notes), target)
     assert abs(metric.compute().item() - target.float().mean().item()) < 0.02

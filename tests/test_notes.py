@@ -6,7 +6,7 @@ import pytest
 
 from amt.errors import AmtError
 from amt.grid import CONTEXT_GRID
-from amt.labels import MusicNetLabels, sounding_at
+from amt.labels import PIANO_KEYS, REPORT_NOTES, MusicNetLabels, sounding_at
 from amt.notes import NoteEvent, events_from_musicnet, piano_roll, read_note_csv, write_midi, write_note_csv
 
 
@@ -47,11 +47,14 @@ def test_reference_roll_from_events_matches_the_labels_rule():
             (0, 44_100, 1, 60, 0, 1, "Quarter"),
             (6_144, 6_145, 1, 62, 0, 1, "Sixteenth"),  # sounds at exactly one window centre
             (30_000, 30_000, 1, 64, 0, 0, "Zero"),  # zero length: sounds nowhere, left out
-            (20_000, 90_000, 1, 108, 0, 1, "Quarter"),  # outside A0..F7
+            (20_000, 90_000, 1, 108, 0, 1, "Quarter"),  # C8: outside A0..F7, inside A0..C8
         ]
     )
     events = events_from_musicnet(labels)
     assert [e.pitch for e in events] == [60, 62, 108]
     centres = CONTEXT_GRID.recording_centres(120_000)
-    expected = sounding_at(labels, centres)[:, 21:102]
-    np.testing.assert_array_equal(piano_roll(events, CONTEXT_GRID.times(len(centres))), expected)
+    times = CONTEXT_GRID.times(len(centres))
+    np.testing.assert_array_equal(piano_roll(events, times, REPORT_NOTES), sounding_at(labels, centres)[:, 21:102])
+    keys = piano_roll(events, times, PIANO_KEYS)
+    np.testing.assert_array_equal(keys, sounding_at(labels, centres)[:, 21:109])
+    assert keys[:, 87].any()

@@ -4,6 +4,7 @@ import json
 import os
 
 import numpy as np
+import pretty_midi
 import pytest
 import torch
 
@@ -14,7 +15,7 @@ from amt.data.sequences import RandomCrops, SequenceDataModule, Tiles, cached_fe
 from amt.errors import AmtError
 from amt.features import BANDS, filterbank, log_frequency_spectrogram
 from amt.grid import CONTEXT_GRID
-from amt.labels import MusicNetLabels, write_musicnet_csv
+from amt.labels import PIANO_KEYS, REPORT_NOTES, MusicNetLabels, write_musicnet_csv
 from amt.models.context import ContextTranscriber
 from amt.module import TranscriptionModule
 
@@ -49,8 +50,9 @@ def test_features_do_not_depend_on_the_recordings_level_and_silence_is_zero():
     assert not log_frequency_spectrogram(np.zeros(SAMPLE_RATE, dtype=np.float32), GRID).any()
 
 
-def write_recording(root, split, rid, notes, seconds=3.0):
-    """A MusicNet-layout recording of sine tones: ``notes`` rows (start s, end s, MIDI pitch)."""
+def write_recording(root, split, rid, notes, seconds=3.0, velocities=None):
+    """A MusicNet-layout recording of sine tones: ``notes`` rows (start s, end s, MIDI pitch); with
+    ``velocities``, a performance MIDI beside it (``{split}_midi/ID.mid``, as amt's corpora write)."""
     samples = np.zeros(round(seconds * SAMPLE_RATE), dtype=np.float32)
     for start, end, pitch in notes:
         a, b = round(start * SAMPLE_RATE), round(end * SAMPLE_RATE)
@@ -69,18 +71,46 @@ def write_recording(root, split, rid, notes, seconds=3.0):
     csv = root / f"{split}_labels" / f"{rid}.csv"
     csv.parent.mkdir(parents=True, exist_ok=True)
     write_musicnet_csv(csv, labels)
+    if velocities is not None:
+        performance = pretty_midi.PrettyMIDI()
+        piano = pretty_midi.Instrument(0)
+        piano.notes = [pretty_midi.Note(v, p, s, e) for (s, e, p), v in zip(notes, velocities, strict=True)]
+        performance.instruments.append(piano)
+        (root / f"{split}_midi").mkdir(exist_ok=True)
+        performance.write(str(root / f"{split}_midi" / f"{rid}.mid"))
     return Recording(rid, root / f"{split}_data" / f"{rid}.wav", csv)
 
 
-def test_frame_targets_follow_the_window_rule_and_onsets_fall_in_their_frame(tmp_path):
-    recording = write_recording(tmp_path, "train", "1", [(0.5, 1.0, 60), (2.0, 2.5, 200 - 100)])
-    frames, onsets = frame_targets(recording.csv, frames=130, grid=GRID)
-    centres = np.arange(130) * HOP + WINDOW_SIZE // 2
+def test_frame_targets_follow_the_window_rule_and_onsets_and_offsets_fall_in_their_frame(tmp_path):
+    notes = [(0.5, 1.0, 60), (2.0, 2.5, 100), (1.0, 2.9, 108), (2.5, 3.5, 40)]
+    recording = write_recording(tmp_path, "train", "1", notes, seconds=4.0)
+    targets = frame_targets(recording, frames=127, grid=GRID, labels=PIANO_KEYS)
+    assert set(targets) == {"frame", "onset", "offset", "velocity"}
+    assert all(t.shape == (127, 88) and t.dtype == np.uint8 for t in targets.values())
+    centres = np.arange(127) * HOP + WINDOW_SIZE // 2
     start, end = round(0.5 * SAMPLE_RATE), round(1.0 * SAMPLE_RATE)
-    np.testing.assert_array_equal(frames[:, 60 - 21], ((centres >= start) & (centres < end)).astype(np.float32))
-    onset_frame = int(np.flatnonzero(onsets[:, 60 - 21])[0])
-    assert centres[onset_frame] - HOP // 2 <= start < centres[onset_frame] + HOP // 2
-    assert onsets.sum() == 2 and onsets[:, 100 - 21].sum() == 1
+    np.testing.assert_array_equal(targets["frame"][:, 60 - 21], (centres >= start) & (centres < end))
+    for name, time in (("onset", start), ("offset", end)):
+        frame = int(np.flatnonzero(targets[name][:, 60 - 21])[0])
+        assert centres[frame] - HOP // 2 <= time < centres[frame] + HOP // 2
+    assert targets["onset"].sum() == 4 and targets["onset"][:, 108 - 21].sum() == 1  # C8, the top key
+    assert targets["frame"][:, 108 - 21].any()
+    # the note still sounding at the end has no offset; without a performance MIDI, no velocities
+    assert targets["offset"].sum() == 3 and not targets["offset"][:, 40 - 21].any()
+    assert not targets["velocity"].any()
+    report = frame_targets(recording, frames=127, grid=GRID, labels=REPORT_NOTES)
+    assert report["frame"].shape == (127, 81) and report["onset"].sum() == 3
+
+
+def test_velocity_targets_come_from_the_performance_midi_at_onset_frames(tmp_path):
+    notes = [(0.5, 1.0, 60), (2.0, 2.5, 72)]
+    recording = write_recording(tmp_path, "train", "1", notes, velocities=[30, 110])
+    targets = frame_targets(recording, frames=127, grid=GRID, labels=PIANO_KEYS)
+    np.testing.assert_array_equal(targets["velocity"][targets["onset"] == 1], [30, 110])
+    assert targets["velocity"].sum() == 140
+    data = load_recording(recording, tmp_path / "cache", GRID, PIANO_KEYS)
+    _, crop = data.crop(0, 127)
+    assert crop["velocity"].max() == pytest.approx(110 / 127) and crop["onset"].dtype == torch.float32
 
 
 def test_features_are_cached_and_recomputed_when_the_recording_changes(tmp_path):
@@ -112,7 +142,10 @@ def test_the_datamodule_gives_crops_with_frame_and_onset_targets(corpus):
     data.setup("fit")
     features, targets = next(iter(data.train_dataloader()))
     assert features.shape == (4, 64, BANDS) and data.bins == BANDS
-    assert targets["frame"].shape == targets["onset"].shape == (4, 64, 81)
+    assert {name: tuple(t.shape) for name, t in targets.items()} == dict.fromkeys(
+        ("frame", "onset", "offset", "velocity"), (4, 64, 81)
+    )
+    assert SequenceDataModule(corpus, notes=88).labels == PIANO_KEYS
     frames = sum(len(r.features) for r in data.splits["valid"])
     covered = torch.zeros(frames, dtype=torch.bool)
     for _, start in Tiles(data.splits["valid"], 64).tiles:
@@ -137,10 +170,11 @@ def test_recordings_shorter_than_a_crop_are_padded(corpus):
         Recording("train0", corpus / "train_data/train0.wav", corpus / "train_labels/train0.csv"),
         corpus / "cache",
         GRID,
+        REPORT_NOTES,
     )
-    features, frames, _ = RandomCrops([recording], crop_frames=500, crops=1)._random_crop()
+    features, targets = RandomCrops([recording], crop_frames=500, crops=1)._random_crop()
     assert features.shape == (500, BANDS) and not features[len(recording.features) :].any()
-    assert not frames[len(recording.features) :].any()
+    assert not targets["frame"][len(recording.features) :].any()
 
 
 NO_AUGMENTATION = dict(gain_db=0, eq_db=0, reverb=0, noise=0, pitch_shift=0, mix=0)
@@ -148,22 +182,23 @@ NO_AUGMENTATION = dict(gain_db=0, eq_db=0, reverb=0, noise=0, pitch_shift=0, mix
 
 def test_augmentation_switched_off_changes_nothing():
     features = torch.rand(32, BANDS) * 3
-    frame, onset = (torch.rand(32, 81) < 0.1).float(), (torch.rand(32, 81) < 0.02).float()
-    out = SpectrogramAugment(**NO_AUGMENTATION)(features, frame, onset)
-    torch.testing.assert_close(out[0], features, rtol=1e-5, atol=1e-5)
-    assert torch.equal(out[1], frame) and torch.equal(out[2], onset)
+    targets = {"frame": (torch.rand(32, 81) < 0.1).float(), "onset": (torch.rand(32, 81) < 0.02).float()}
+    out, out_targets = SpectrogramAugment(**NO_AUGMENTATION)(features, dict(targets))
+    torch.testing.assert_close(out, features, rtol=1e-5, atol=1e-5)
+    assert all(torch.equal(out_targets[name], target) for name, target in targets.items())
 
 
 def test_pitch_shift_moves_bands_and_targets_together():
     features = torch.from_numpy(log_frequency_spectrogram(tone(60, 0.5), GRID))
-    frame = torch.zeros(len(features), 81)
+    frame = torch.zeros(len(features), 88)
     frame[:, 60 - 21] = 1
     augment = SpectrogramAugment(**{**NO_AUGMENTATION, "pitch_shift": 2})
     shifts = set()
     for seed in range(20):
         torch.manual_seed(seed)
-        shifted, shifted_frame, _ = augment(features, frame, frame)
-        semitones = int(shifted_frame[0].argmax()) - (60 - 21)
+        shifted, targets = augment(features, {"frame": frame, "velocity": frame * 0.5})
+        semitones = int(targets["frame"][0].argmax()) - (60 - 21)
+        assert torch.equal(targets["velocity"], targets["frame"] * 0.5)
         assert int(shifted[5].argmax()) - int(features[5].argmax()) == 2 * semitones
         shifts.add(semitones)
     assert shifts == {-2, -1, 0, 1, 2}
@@ -172,11 +207,11 @@ def test_pitch_shift_moves_bands_and_targets_together():
 def test_mixing_unites_targets_and_reverb_extends_notes_in_time():
     features = torch.zeros(40, BANDS)
     features[5:10, 50] = 3.0
-    frame = torch.zeros(40, 81)
-    other = (torch.zeros(40, BANDS), torch.ones(40, 81), torch.zeros(40, 81))
-    mixed = SpectrogramAugment(**{**NO_AUGMENTATION, "mix": 1.0})(features, frame, frame, lambda: other)
-    assert mixed[1].all()
-    reverberant = SpectrogramAugment(**{**NO_AUGMENTATION, "reverb": 1.0})(features, frame, frame)[0]
+    targets = {"frame": torch.zeros(40, 81), "onset": torch.zeros(40, 81)}
+    other = (torch.zeros(40, BANDS), {"frame": torch.ones(40, 81), "onset": torch.zeros(40, 81)})
+    mixed = SpectrogramAugment(**{**NO_AUGMENTATION, "mix": 1.0})(features, targets, lambda: other)[1]
+    assert mixed["frame"].all() and not mixed["onset"].any()
+    reverberant = SpectrogramAugment(**{**NO_AUGMENTATION, "reverb": 1.0})(features, targets)[0]
     assert reverberant[12:20, 50].min() > 0 and not reverberant[:5].any()
 
 
@@ -190,6 +225,16 @@ def test_context_models_give_onset_and_frame_logits_per_frame(temporal):
     model = ContextTranscriber(temporal=temporal, channels=4, features=32, hidden=16, levels=3)
     out = model(torch.randn(2, 50, BANDS))
     assert set(out) == {"onset", "frame"} and out["frame"].shape == out["onset"].shape == (2, 50, 81)
+    assert model.labels == REPORT_NOTES  # a config without notes: the report's label space
+
+
+def test_a_transcriber_predicts_all_88_keys_with_offset_and_velocity_heads():
+    model = ContextTranscriber(temporal="tcn", channels=4, features=32, levels=2, notes=88, offsets=True, velocities=True)
+    out = model(torch.randn(2, 30, BANDS))
+    assert {name: tuple(t.shape) for name, t in out.items()} == dict.fromkeys(
+        ("onset", "offset", "velocity", "frame"), (2, 30, 88)
+    )
+    assert model.labels == PIANO_KEYS
 
 
 def test_the_tcn_hears_exactly_its_receptive_field():
@@ -225,3 +270,12 @@ def test_the_module_sums_the_heads_losses_and_scores_the_frames():
     expected = bce(out["frame"], targets["frame"]) + bce(out["onset"], targets["onset"])
     torch.testing.assert_close(module._step((features, targets), None, module.test_loss), expected)
     assert loss.ndim == 0 and module.val_ap.update_count == 1
+
+
+def test_the_velocity_loss_counts_only_onsets_with_a_known_velocity():
+    module = TranscriptionModule(ContextTranscriber(channels=4, features=16, hidden=8, velocities=True))
+    logits = torch.zeros(1, 4, 81)  # sigmoid 0.5 everywhere
+    target = torch.zeros(1, 4, 81)
+    target[0, 1, 10], target[0, 2, 20] = 1.0, 0.25
+    assert float(module.head_loss("velocity", logits, target)) == pytest.approx((0.5**2 + 0.25**2) / 2)
+    assert float(module.head_loss("velocity", logits, torch.zeros(1, 4, 81))) == 0.0

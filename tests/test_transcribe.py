@@ -168,14 +168,16 @@ def test_a_context_model_transcribes_in_chunks_as_in_one_pass(context_checkpoint
     model = load(context_checkpoint).model
     samples = load_audio(test_recording.wav)[: 8 * SAMPLE_RATE]
     whole = transcribe.context_probabilities(samples, model)
-    assert whole.onsets.shape == whole.probabilities.shape == (len(whole.centres), 81)
+    shape = (len(whole.centres), 88)
+    assert whole.onsets.shape == whole.offsets.shape == whole.velocities.shape == whole.probabilities.shape == shape
     np.testing.assert_array_equal(whole.centres, CONTEXT_GRID.recording_centres(len(samples)))
     # receptive field ±6 frames (3 encoder convolutions, dilations 1 and 2): 16 frames of context suffice
     monkeypatch.setattr(transcribe, "CONTEXT_CHUNK", 50)
     monkeypatch.setattr(transcribe, "CONTEXT_MARGIN", 16)
     chunked = frame_probabilities(samples, model)
     np.testing.assert_allclose(chunked.probabilities, whole.probabilities, atol=1e-5)
-    np.testing.assert_allclose(chunked.onsets, whole.onsets, atol=1e-5)
+    for head in ("onsets", "offsets", "velocities"):
+        np.testing.assert_allclose(getattr(chunked, head), getattr(whole, head), atol=1e-5)
 
 
 def test_a_context_model_transcribes_and_evaluates_with_the_onsets_decoder(

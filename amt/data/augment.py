@@ -9,9 +9,10 @@ semitone), so augmenting costs no audio decoding or FFT. Each transform works on
 * reverb (probability ``reverb``): each band convolved with an exponential tail of a random decay
   time in ``reverb_s``, mixed in at a random level, which smears notes forward in time as a hall does;
 * noise (probability ``noise``): a random-coloured noise floor ``noise_db`` below the crop's peak;
-* pitch shift: by ``k`` semitones, ``|k| ≤ pitch_shift``, shifting the bands by ``2k`` and the
-  targets by ``k`` (notes shifted out of A0..F7 are dropped);
-* mixing (probability ``mix``): another random crop added at a random level, targets united.
+* pitch shift: by ``k`` semitones, ``|k| ≤ pitch_shift``, shifting the bands by ``2k`` and every
+  target by ``k`` (notes shifted out of the label space are dropped);
+* mixing (probability ``mix``): another random crop added at a random level, targets united (the
+  louder velocity where both crops start the same note in the same frame).
 
 Everything draws from torch's global generator, so runs are reproducible under ``seed``.
 """
@@ -29,7 +30,8 @@ from amt.errors import AmtError
 from amt.features import BANDS_PER_SEMITONE
 from amt.grid import CONTEXT_GRID, FrameGrid
 
-Crop = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+Crop = tuple[torch.Tensor, dict[str, torch.Tensor]]
+"""Features ``[frames, bands]`` and targets name → ``[frames, notes]``."""
 REVERB_TAIL_FRAMES = 64
 
 
@@ -51,7 +53,7 @@ def _shift(tensor: torch.Tensor, steps: int) -> torch.Tensor:
 
 @dataclass
 class SpectrogramAugment:
-    """Augments one training crop: ``(features, frame, onset)`` → the same, transformed (module docstring).
+    """Augments one training crop: ``(features, targets)`` → the same, transformed (module docstring).
 
     ``gain_db``, ``eq_db`` and ``pitch_shift`` bound their transforms; ``reverb``, ``noise`` and
     ``mix`` are probabilities per crop, ``reverb_s`` and ``noise_db`` the ranges drawn from; ``hop``
@@ -79,15 +81,14 @@ class SpectrogramAugment:
     def __call__(
         self,
         features: torch.Tensor,
-        frame: torch.Tensor,
-        onset: torch.Tensor,
+        targets: dict[str, torch.Tensor],
         another_crop: Callable[[], Crop] | None = None,
     ) -> Crop:
         magnitudes = torch.expm1(features.float())
         if self.mix > 0 and another_crop is not None and float(torch.rand(())) < self.mix:
-            other, other_frame, other_onset = another_crop()
+            other, other_targets = another_crop()
             magnitudes = magnitudes + torch.expm1(other.float()) * _uniform(0.3, 1.0)
-            frame, onset = torch.maximum(frame, other_frame), torch.maximum(onset, other_onset)
+            targets = {name: torch.maximum(target, other_targets[name]) for name, target in targets.items()}
         magnitudes = magnitudes * 10 ** (_uniform(-self.gain_db, self.gain_db) / 20)
         magnitudes = magnitudes * 10 ** (self._eq_curve(magnitudes.shape[-1]) / 20)
         if float(torch.rand(())) < self.reverb:
@@ -98,8 +99,8 @@ class SpectrogramAugment:
         semitones = int(torch.randint(-self.pitch_shift, self.pitch_shift + 1, ())) if self.pitch_shift else 0
         if semitones:
             features = _shift(features, semitones * BANDS_PER_SEMITONE)
-            frame, onset = _shift(frame, semitones), _shift(onset, semitones)
-        return features, frame, onset
+            targets = {name: _shift(target, semitones) for name, target in targets.items()}
+        return features, targets
 
     def _eq_curve(self, bands: int) -> torch.Tensor:
         position = torch.linspace(0, 1, bands)

@@ -32,7 +32,7 @@ from amt.data.minimusicnet import load_labels, load_split, split_files
 from amt.data.recordings import SPLITS
 from amt.errors import AmtError
 from amt.files import staging_folder, write_atomically
-from amt.labels import cut_to_label_space
+from amt.labels import REPORT_NOTES
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ class SpectraDataModule(L.LightningDataModule):
             features = {split: (values - mean) / std for split, values in features.items()}
             self.statistics = SpectrumStatistics(torch.from_numpy(mean), torch.from_numpy(std))
         for split in SPLITS:
-            labels, dropped = cut_to_label_space(np.asarray(load_labels(self.windows_dir, split)))
+            labels, dropped = REPORT_NOTES.cut(np.asarray(load_labels(self.windows_dir, split)))
             if len(labels) != len(features[split]):
                 raise AmtError(
                     f"{self.windows_dir}: {split} has {len(features[split]):,} spectra for {len(labels):,} label rows"

@@ -31,7 +31,7 @@ from amt.data.recordings import Recording, find_recordings, id_order
 from amt.errors import AmtError
 from amt.files import as_json, staging_folder
 from amt.grid import WINDOW_GRID, FrameGrid
-from amt.labels import HIGHEST_MIDI, LOWEST_MIDI, MIDI_WIDTH, read_musicnet_csv, sounding_at
+from amt.labels import MIDI_WIDTH, REPORT_NOTES, read_musicnet_csv, sounding_at
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def window_statistics(labels: np.ndarray) -> dict:
     notes = active.sum(axis=1)
     histogram = active.sum(axis=0)
     pitches = np.flatnonzero(histogram)
-    inside = histogram[LOWEST_MIDI : HIGHEST_MIDI + 1].sum()
+    inside = histogram[REPORT_NOTES.lowest : REPORT_NOTES.highest + 1].sum()
     return {
         "windows": len(notes),
         "mean_notes_per_window": float(notes.mean()) if len(notes) else 0.0,

@@ -32,7 +32,7 @@ import numpy as np
 from amt.data.render import Room, Track
 from amt.errors import AmtError
 from amt.grid import SAMPLE_RATE
-from amt.labels import HIGHEST_MIDI, LOWEST_MIDI, MusicNetLabels
+from amt.labels import REPORT_NOTES, MusicNetLabels
 
 # --- instruments and ensembles -----------------------------------------------------------------
 
@@ -352,7 +352,7 @@ def assign_parts(ranked: list[int], ensemble: Ensemble) -> list[tuple[str, list[
 
 def fit_range(pitches: np.ndarray, instrument: Instrument) -> np.ndarray:
     """Octave-shift a part to keep most notes in range (the smallest shift wins ties), then fold the rest in."""
-    low, high = max(instrument.low, LOWEST_MIDI), min(instrument.high, HIGHEST_MIDI)
+    low, high = max(instrument.low, REPORT_NOTES.lowest), min(instrument.high, REPORT_NOTES.highest)
     shifts = 12 * np.arange(-4, 5)
     inside = [np.count_nonzero((pitches + s >= low) & (pitches + s <= high)) for s in shifts]
     best = max(range(len(shifts)), key=lambda i: (inside[i], -abs(shifts[i])))

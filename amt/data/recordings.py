@@ -3,7 +3,8 @@
 A folder of recordings holds ``ROOT/{split}_data/ID.wav`` with ``ROOT/{split}_labels/ID.csv`` (the
 MusicNet layout, which every amt corpus uses) and, for evaluation, may also hold ``ID.wav`` beside
 ``ID.csv`` (the flat layout). Audio may be FLAC (``ID.flac``) instead of wav: a large corpus takes
-about half the disk.
+about half the disk. amt's corpora also write each recording's performance MIDI,
+``ROOT/{split}_midi/ID.mid``, which knows the velocities the csv lacks.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from amt.errors import AmtError
+from amt.grid import SAMPLE_RATE
+from amt.labels import MusicNetLabels
 
 SPLITS = ("train", "valid", "test")
 """The splits of every amt corpus and windows folder (mini-MusicNet's)."""
@@ -33,6 +38,36 @@ class Recording:
     id: str
     wav: Path
     csv: Path
+
+    def velocities(self, labels: MusicNetLabels) -> np.ndarray | None:
+        """Each label row's MIDI velocity (uint8, 0 where the performance has no such note), or None
+        when the recording has no performance MIDI."""
+        played = performed_velocities(self.csv)
+        if played is None:
+            return None
+        onsets_ms = np.round(labels.start * 1000 / SAMPLE_RATE).astype(np.int64)
+        return np.array(
+            [played.get((int(p), int(ms)), 0) for p, ms in zip(labels.note, onsets_ms, strict=True)], dtype=np.uint8
+        )
+
+
+def performed_velocities(labels_csv: str | os.PathLike) -> dict[tuple[int, int], int] | None:
+    """(MIDI pitch, onset in ms) → velocity of every note of the performance MIDI beside a label csv
+    (``ROOT/{split}_midi/ID.mid`` for ``ROOT/{split}_labels/ID.csv``, links followed, so a flat view
+    of a corpus finds it too); None when there is none."""
+    labels_csv = Path(labels_csv).resolve()
+    if not labels_csv.parent.name.endswith("_labels"):
+        return None
+    midi = labels_csv.parent.parent / labels_csv.parent.name.replace("_labels", "_midi") / f"{labels_csv.stem}.mid"
+    if not midi.is_file():
+        return None
+    import pretty_midi
+
+    return {
+        (note.pitch, round(note.start * 1000)): note.velocity
+        for instrument in pretty_midi.PrettyMIDI(str(midi)).instruments
+        for note in instrument.notes
+    }
 
 
 def corpus_record(folder: str | os.PathLike) -> dict | None:

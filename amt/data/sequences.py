@@ -4,11 +4,18 @@ This branches off the data path at the recordings (MusicNet layout: ``ROOT/{spli
 ``ROOT/{split}_labels/ID.csv``; the default corpus, MusicNet itself or any such folder). Each
 recording's :func:`amt.features.log_frequency_spectrogram` on the model's frame grid
 (:mod:`amt.grid`) is cached once as ``ROOT/features-h{hop}/ID.npy`` (float16) with a json key (the
-wav's size and time, hop, bands), so a changed recording or hop is recomputed. Targets are made from
-the csv on loading:
+wav's size and time, hop, bands), so a changed recording or hop is recomputed. Targets ``[T, notes]``
+in the model's label space (:mod:`amt.labels`) are made from the csv on loading:
 
-* ``frame`` ``[T, 81]``: the note sounds at the frame's centre (the windows' label rule),
-* ``onset`` ``[T, 81]``: the note starts inside the frame's interval ``[c - hop/2, c + hop/2)``.
+* ``frame``: the note sounds at the frame's centre (the windows' label rule),
+* ``onset``: the note starts inside the frame's interval ``[c - hop/2, c + hop/2)``,
+* ``offset``: the note ends inside it (not for notes still sounding at the recording's end),
+* ``velocity``: at a note's onset frame, its MIDI velocity / 127, from the recording's performance
+  MIDI (:meth:`amt.data.recordings.Recording.velocities`); 0 elsewhere and for recordings without
+  one, which the velocity loss leaves out.
+
+They are kept as uint8 (velocities 0..127) and made float per crop, so a 20-hour corpus's targets take
+a quarter of the memory.
 
 Training draws random crops of ``crop_frames`` frames (recordings chosen in proportion to their
 length, so an epoch is about one pass over the training frames); validation and test cover every
@@ -36,7 +43,7 @@ from amt.data.recordings import SPLITS, Recording, find_recordings
 from amt.errors import AmtError
 from amt.features import BANDS, log_frequency_spectrogram
 from amt.grid import CONTEXT_GRID, FrameGrid
-from amt.labels import LOWEST_MIDI, NUM_NOTES, cut_to_label_space, read_musicnet_csv, sounding_at
+from amt.labels import REPORT_NOTES, LabelSpace, read_musicnet_csv, sounding_at
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +51,27 @@ FEATURE_VERSION = 1
 """Part of the cache key: bump when :mod:`amt.features` changes what it computes."""
 
 
-def frame_targets(csv: Path, frames: int, grid: FrameGrid) -> tuple[np.ndarray, np.ndarray]:
-    """``frame`` and ``onset`` targets ``[frames, 81]`` float32 of one recording on ``grid``, from its MusicNet csv."""
-    labels = read_musicnet_csv(csv)
-    frame, _ = cut_to_label_space(sounding_at(labels, grid.centres(frames)))
-    onsets = np.zeros_like(frame)
-    inside = (labels.note >= LOWEST_MIDI) & (labels.note < LOWEST_MIDI + NUM_NOTES)
-    onsets[grid.frame_of(labels.start[inside], frames), labels.note[inside] - LOWEST_MIDI] = 1
-    return frame, onsets
+TARGETS = ("frame", "onset", "offset", "velocity")
+VELOCITY_SCALE = 127
+"""uint8 velocity targets are MIDI velocities; the model's are these / 127."""
+
+
+def frame_targets(recording: Recording, frames: int, grid: FrameGrid, labels: LabelSpace) -> dict[str, np.ndarray]:
+    """The targets (module docstring) of one recording on ``grid``: name → ``[frames, notes]`` uint8."""
+    notes = read_musicnet_csv(recording.csv)
+    frame, _ = labels.cut(sounding_at(notes, grid.centres(frames)))
+    targets = {name: np.zeros(frame.shape, dtype=np.uint8) for name in TARGETS}
+    targets["frame"][:] = frame
+    inside = np.array([pitch in labels for pitch in notes.note], dtype=bool)
+    rows = notes.note[inside] - labels.lowest
+    onsets = grid.frame_of(notes.start[inside], frames)
+    targets["onset"][onsets, rows] = 1
+    ended = notes.end[inside] < grid.centres(frames)[-1] + grid.hop // 2 if frames else np.zeros(0, dtype=bool)
+    targets["offset"][grid.frame_of(notes.end[inside][ended], frames), rows[ended]] = 1
+    velocities = recording.velocities(notes)
+    if velocities is not None:
+        targets["velocity"][onsets, rows] = velocities[inside]
+    return targets
 
 
 def _key(wav: Path, grid: FrameGrid) -> dict:
@@ -75,34 +95,41 @@ def cached_features(recording: Recording, cache_dir: Path, grid: FrameGrid) -> n
     )
 
 
+Item = tuple[torch.Tensor, dict[str, torch.Tensor]]
+
+
 @dataclass
 class SequenceRecording:
-    """One recording's features and targets as tensors."""
+    """One recording's features ``[T, BANDS]`` float16 and targets name → ``[T, notes]`` uint8, as tensors."""
 
     id: str
-    features: torch.Tensor  # [T, BANDS] float32
-    frame: torch.Tensor  # [T, 81] float32
-    onset: torch.Tensor  # [T, 81] float32
+    features: torch.Tensor
+    targets: dict[str, torch.Tensor]
 
-    def crop(self, start: int, length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Frames ``start .. start+length``, zero-padded past the end (recordings shorter than a crop)."""
-        parts = [self.features, self.frame, self.onset]
-        crops = [part[start : start + length] for part in parts]
-        missing = length - len(crops[0])
-        if missing > 0:
-            crops = [torch.cat([c, c.new_zeros(missing, c.shape[1])]) for c in crops]
-        return crops[0], crops[1], crops[2]
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def crop(self, start: int, length: int) -> Item:
+        """Frames ``start .. start+length`` as float32 (velocities / 127), zero-padded past the end
+        (recordings shorter than a crop)."""
+
+        def cut(part: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+            piece = part[start : start + length].float()
+            if scale != 1.0:
+                piece = piece / scale
+            missing = length - len(piece)
+            return torch.cat([piece, piece.new_zeros(missing, piece.shape[1])]) if missing > 0 else piece
+
+        targets = {name: cut(t, VELOCITY_SCALE if name == "velocity" else 1.0) for name, t in self.targets.items()}
+        return cut(self.features), targets
 
 
-def load_recording(recording: Recording, cache_dir: Path, grid: FrameGrid) -> SequenceRecording:
+def load_recording(recording: Recording, cache_dir: Path, grid: FrameGrid, labels: LabelSpace) -> SequenceRecording:
     features = cached_features(recording, cache_dir, grid)
-    frame, onset = frame_targets(recording.csv, len(features), grid)
+    targets = frame_targets(recording, len(features), grid, labels)
     return SequenceRecording(
-        recording.id, torch.from_numpy(features.astype(np.float32)), torch.from_numpy(frame), torch.from_numpy(onset)
+        recording.id, torch.from_numpy(features), {name: torch.from_numpy(t) for name, t in targets.items()}
     )
-
-
-Item = tuple[torch.Tensor, dict[str, torch.Tensor]]
 
 
 class RandomCrops(Dataset):
@@ -126,16 +153,16 @@ class RandomCrops(Dataset):
     def __len__(self) -> int:
         return self.crops
 
-    def _random_crop(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _random_crop(self) -> Item:
         recording = self.recordings[int(torch.multinomial(self.weights, 1))]
         start = int(torch.randint(0, max(1, len(recording.features) - self.crop_frames + 1), ()))
         return recording.crop(start, self.crop_frames)
 
     def __getitem__(self, index: int) -> Item:
-        features, frame, onset = self._random_crop()
+        features, targets = self._random_crop()
         if self.augment is not None:
-            features, frame, onset = self.augment(features, frame, onset, self._random_crop)
-        return features, {"frame": frame, "onset": onset}
+            features, targets = self.augment(features, targets, self._random_crop)
+        return features, targets
 
 
 class Tiles(Dataset):
@@ -156,16 +183,16 @@ class Tiles(Dataset):
 
     def __getitem__(self, index: int) -> Item:
         recording, start = self.tiles[index]
-        features, frame, onset = self.recordings[recording].crop(start, self.crop_frames)
-        return features, {"frame": frame, "onset": onset}
+        return self.recordings[recording].crop(start, self.crop_frames)
 
 
 class SequenceDataModule(L.LightningDataModule):
-    """Crops ``[batch, crop_frames, BANDS]`` with targets ``{"frame", "onset"}: [batch, crop_frames, 81]``.
+    """Crops ``[batch, crop_frames, BANDS]`` with targets name → ``[batch, crop_frames, notes]`` (:data:`TARGETS`).
 
     ``recordings`` is a MusicNet-layout folder with ``train``, ``valid`` and ``test`` splits;
-    ``corpus`` (optional) is built first (the offline corpus, ``data=sequences``). ``hop`` is the
-    model's (the data configs take ``${model.hop}``). Spectrograms are cached in ``cache_dir``, by
+    ``corpus`` (optional) is built first (the offline corpus, ``data=sequences``). ``hop`` and
+    ``notes`` (the label space's width) are the model's (the data configs take ``${model.hop}`` and
+    ``${model.notes}``). Spectrograms are cached in ``cache_dir``, by
     default ``features-h{hop}`` inside ``recordings``; give one folder per corpus elsewhere when the
     recordings are read-only (MusicNet on a shared drive).
     """
@@ -175,6 +202,7 @@ class SequenceDataModule(L.LightningDataModule):
         recordings: str | Path,
         corpus=None,
         hop: int = CONTEXT_GRID.hop,
+        notes: int = REPORT_NOTES.notes,
         crop_frames: int = 256,
         batch_size: int = 8,
         crops_per_epoch: int | None = None,
@@ -185,7 +213,7 @@ class SequenceDataModule(L.LightningDataModule):
         super().__init__()
         if crop_frames < 1 or batch_size < 1:
             raise AmtError(f"crop_frames and batch_size must be positive, got {crop_frames}, {batch_size}")
-        self.root, self.corpus, self.grid = Path(recordings), corpus, FrameGrid(hop)
+        self.root, self.corpus, self.grid, self.labels = Path(recordings), corpus, FrameGrid(hop), LabelSpace(notes)
         self.crop_frames, self.batch_size, self.crops_per_epoch = crop_frames, batch_size, crops_per_epoch
         self.augment, self.num_workers = augment, num_workers
         self.cache_dir = Path(cache_dir) if cache_dir else self.root / f"features-h{hop}"
@@ -204,7 +232,9 @@ class SequenceDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if not self.splits:
             self.splits = {
-                split: [load_recording(r, self.cache_dir, self.grid) for r in find_recordings(self.root, split)]
+                split: [
+                    load_recording(r, self.cache_dir, self.grid, self.labels) for r in find_recordings(self.root, split)
+                ]
                 for split in SPLITS
             }
             frames = {split: sum(len(r.features) for r in recs) for split, recs in self.splits.items()}

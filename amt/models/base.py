@@ -1,9 +1,10 @@
-"""What every transcription model shares: its input width, its kind, and an auxiliary-loss hook.
+"""What every transcription model shares: its input width, its kind, its label space, and an auxiliary-loss hook.
 
-A window model maps spectra ``[batch, bins]`` to note logits ``[batch, 81]``; a context model
+A window model maps spectra ``[batch, bins]`` to note logits ``[batch, notes]``; a context model
 (``context = True``) maps spectrogram excerpts ``[batch, frames, bins]`` to a dict of head logits
-``[batch, frames, 81]`` and carries the frame grid it was trained on (``grid``; a window model runs
-on any grid, so its ``grid`` is None). A model says how many bins it reads (``bins``, checked
+``[batch, frames, notes]`` and carries the frame grid it was trained on (``grid``; a window model runs
+on any grid, so its ``grid`` is None). ``labels`` is the model's label space (:mod:`amt.labels`;
+the report's 81 notes unless the model says otherwise). A model says how many bins it reads (``bins``, checked
 against the data at start-up) and what extra loss term its last forward pass produced
 (``auxiliary_loss()``, 0 unless the model has one), so the LightningModule adds the term
 unconditionally instead of branching on the architecture.
@@ -16,6 +17,7 @@ from torch import nn
 
 from amt.errors import AmtError
 from amt.grid import FrameGrid
+from amt.labels import REPORT_NOTES, LabelSpace
 
 
 class TranscriptionModel(nn.Module):
@@ -25,6 +27,8 @@ class TranscriptionModel(nn.Module):
     """Whether the model takes spectrogram excerpts and predicts onsets (a context model)."""
     grid: FrameGrid | None = None
     """A context model's frame grid; None for a window model, which runs on any."""
+    labels: LabelSpace = REPORT_NOTES
+    """The notes the model predicts, one output per note."""
 
     def __init__(self, bins: int):
         super().__init__()

@@ -15,7 +15,6 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from amt.errors import AmtError
-from amt.labels import NUM_NOTES
 from amt.models.base import TranscriptionModel, require_dropout, require_positive
 
 BLOCK = 32
@@ -134,7 +133,7 @@ class CNN1Layer(TranscriptionModel):
     def __init__(self, bins: int = 512, kernel_size: int = 65):
         super().__init__(bins)
         self.conv = SameConv1d(kernel_size)
-        self.head = nn.Linear(bins, NUM_NOTES)
+        self.head = nn.Linear(bins, self.labels.notes)
 
     def forward(self, spectra: torch.Tensor) -> torch.Tensor:
         return self.head(torch.relu(self.conv(spectra)))
@@ -186,7 +185,7 @@ class CNNMulti(TranscriptionModel):
                 for _ in range(layers // layers_per_skip)
             )
         )
-        self.head = nn.Linear(bins, NUM_NOTES)
+        self.head = nn.Linear(bins, self.labels.notes)
 
     def forward(self, spectra: torch.Tensor) -> torch.Tensor:
         return self.head(self.blocks(spectra))

@@ -8,11 +8,15 @@ one 93 ms window. In the spirit of Onsets and Frames (Hawthorne et al. 2018), sc
 * a **temporal model** across frames: a bidirectional GRU (``temporal: gru``), or a stack of
   dilated residual 1-D convolutions (``temporal: tcn``, receptive field ±(2^levels − 1) frames),
   which is faster on a CPU;
-* two **heads**: onsets, and frames from the temporal features plus the (detached) onset
-  probabilities, so that a note's sustain is tied to its attack.
+* **heads**: onsets; optionally offsets (``offsets``, Onsets and Frames' 2019 offset head) and
+  velocities (``velocities``, a sigmoid of the MIDI velocity / 127 at a note's onset frame, as in
+  Hawthorne et al. 2019); and frames from the temporal features plus the (detached) onset and offset
+  probabilities, so that a note's sustain is tied to its attack and its release.
 
-``forward`` returns ``{"onset": logits, "frame": logits}``, each ``[batch, frames, 81]``; the
-LightningModule sums the heads' losses and scores AP on ``frame``. ``hop`` is the feature hop the
+``forward`` returns ``{"onset", "frame"}`` (and ``"offset"``, ``"velocity"``) logits, each ``[batch,
+frames, notes]`` for the model's label space (``notes``: 81, the report's A0..F7, or 88, A0..C8; a
+checkpoint that names none is 81 notes); the LightningModule sums the heads' losses and scores AP on
+``frame``. ``hop`` is the feature hop the
 model was trained with (:mod:`amt.features`): the model's frame grid (``grid``), which its config and
 so its checkpoint carry, so a checkpoint says how to transcribe with it.
 """
@@ -25,7 +29,7 @@ from torch import nn
 from amt.errors import AmtError
 from amt.features import BANDS
 from amt.grid import CONTEXT_GRID, FrameGrid
-from amt.labels import NUM_NOTES
+from amt.labels import LabelSpace
 from amt.models.base import TranscriptionModel, require_dropout, require_positive
 
 
@@ -76,9 +80,10 @@ class TemporalConvolution(nn.Module):
 
 
 class ContextTranscriber(TranscriptionModel):
-    """Spectrogram excerpts ``[batch, frames, bins]`` → ``{"onset", "frame"}`` logits ``[batch, frames, 81]``.
+    """Spectrogram excerpts ``[batch, frames, bins]`` → head logits ``[batch, frames, notes]``.
 
-    ``bins`` must be :data:`amt.features.BANDS`; ``hop`` (samples) sets the frame grid; ``channels``
+    ``bins`` must be :data:`amt.features.BANDS`; ``hop`` (samples) sets the frame grid; ``notes`` the
+    label space; ``offsets`` and ``velocities`` add those heads; ``channels``
     and ``features`` size the acoustic encoder; ``temporal`` is ``gru`` (``hidden`` units each way) or
     ``tcn`` (``levels`` dilated blocks); ``dropout`` acts in the encoder and the TCN.
     """
@@ -95,8 +100,12 @@ class ContextTranscriber(TranscriptionModel):
         hidden: int = 96,
         levels: int = 5,
         dropout: float = 0.1,
+        notes: int = 81,
+        offsets: bool = False,
+        velocities: bool = False,
     ):
         super().__init__(bins)
+        self.labels = LabelSpace(notes)
         for name, value in (("hop", hop), ("channels", channels), ("features", features), ("hidden", hidden)):
             require_positive(name, value)
         require_dropout("dropout", dropout)
@@ -113,12 +122,20 @@ class ContextTranscriber(TranscriptionModel):
             width = features
         else:
             raise AmtError(f"model.temporal must be gru or tcn, got {temporal!r}")
-        self.onset_head = nn.Linear(width, NUM_NOTES)
-        self.frame_head = nn.Sequential(nn.Linear(width + NUM_NOTES, width), nn.ReLU(), nn.Linear(width, NUM_NOTES))
+        self.onset_head = nn.Linear(width, notes)
+        self.offset_head = nn.Linear(width, notes) if offsets else None
+        self.velocity_head = nn.Linear(width, notes) if velocities else None
+        conditions = notes * (2 if offsets else 1)
+        self.frame_head = nn.Sequential(nn.Linear(width + conditions, width), nn.ReLU(), nn.Linear(width, notes))
 
     def forward(self, spectrogram: torch.Tensor) -> dict[str, torch.Tensor]:
         x = self.encoder(spectrogram)
         x = self.temporal(x)[0] if isinstance(self.temporal, nn.GRU) else self.temporal(x)
-        onset = self.onset_head(x)
-        frame = self.frame_head(torch.cat([x, torch.sigmoid(onset).detach()], dim=-1))
-        return {"onset": onset, "frame": frame}
+        heads = {"onset": self.onset_head(x)}
+        if self.offset_head is not None:
+            heads["offset"] = self.offset_head(x)
+        if self.velocity_head is not None:
+            heads["velocity"] = self.velocity_head(x)
+        conditions = [torch.sigmoid(heads[name]).detach() for name in ("onset", "offset") if name in heads]
+        heads["frame"] = self.frame_head(torch.cat([x, *conditions], dim=-1))
+        return heads

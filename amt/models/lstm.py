@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from amt.errors import AmtError
-from amt.labels import NUM_NOTES
 from amt.models.base import TranscriptionModel, require_dropout, require_positive
 
 
@@ -25,7 +24,7 @@ class LSTMClassifier(TranscriptionModel):
         require_dropout("dropout", dropout)
         self.lstm = nn.LSTM(1, hidden, batch_first=True)
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden, NUM_NOTES)
+        self.head = nn.Linear(hidden, self.labels.notes)
 
     def forward(self, spectra: torch.Tensor) -> torch.Tensor:
         states, _ = self.lstm(spectra.unsqueeze(-1))
@@ -45,7 +44,7 @@ class LSTMAttention(TranscriptionModel):
         require_dropout("dropout", dropout)
         self.lstm = nn.LSTM(1, hidden, batch_first=True)
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(2 * hidden, NUM_NOTES)
+        self.head = nn.Linear(2 * hidden, self.labels.notes)
 
     def forward(self, spectra: torch.Tensor) -> torch.Tensor:
         states, _ = self.lstm(spectra.unsqueeze(-1))
@@ -98,7 +97,7 @@ class LSTMSelfAttention(TranscriptionModel):
         self.ws1 = nn.Linear(2 * hidden, attention_size, bias=False)
         self.ws2 = nn.Linear(attention_size, hops, bias=False)
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(hops * 2 * hidden, NUM_NOTES)
+        self.head = nn.Linear(hops * 2 * hidden, self.labels.notes)
         self._penalty: torch.Tensor | None = None
 
     def forward(self, spectra: torch.Tensor) -> torch.Tensor:
