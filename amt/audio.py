@@ -78,14 +78,14 @@ def cut_windows(samples: np.ndarray, centres: np.ndarray, size: int = WINDOW_SIZ
     return padded[index]
 
 
-def windows_around(samples: np.ndarray, centres: np.ndarray) -> np.ndarray:
+def windows_around(samples: np.ndarray, centres: np.ndarray, size: int = WINDOW_SIZE) -> np.ndarray:
     """:func:`cut_windows` for a run of sorted centres, reading only the stretch of the recording they cover.
 
     ``cut_windows`` pads the array it gets, which for an hour of audio would be a 635 MB copy per call.
     """
-    start = max(int(centres[0]) - WINDOW_SIZE // 2, 0)
-    stretch = samples[start : int(centres[-1]) + WINDOW_SIZE // 2]
-    return cut_windows(stretch, centres - start)
+    start = max(int(centres[0]) - size // 2, 0)
+    stretch = samples[start : int(centres[-1]) + size // 2]
+    return cut_windows(stretch, centres - start, size)
 
 
 def peak_normalise(windows: np.ndarray) -> np.ndarray:

@@ -53,10 +53,10 @@ REPORTED = ("train/ap", "val/ap", "test/ap", "train/loss", "val/loss", "test/los
 
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, TranscriptionModule, L.Trainer]:
     """Instantiate everything a run needs from its composed config, checking that the parts fit."""
-    datamodule = instantiate(cfg.data.datamodule)
     model = instantiate(cfg.model)
     if cfg.get("init_from"):
         initialise_from(model, cfg.init_from)
+    datamodule = instantiate(cfg.data.datamodule)
     if datamodule.bins != model.bins:
         raise AmtError(f"data.bins={datamodule.bins} does not match the model, which takes {model.bins} bins")
     optimizer = instantiate(cfg.optimizer)

@@ -124,7 +124,7 @@ def context_probabilities(
     """
     from amt.features import log_frequency_spectrogram
 
-    features = log_frequency_spectrogram(samples, model.grid)
+    features = log_frequency_spectrogram(samples, model.grid, model.bands)
     heads: dict[str, np.ndarray] = {}
     task = progress.add_task(description, total=len(features)) if progress is not None else None
     model = model.to(device).eval()

@@ -13,10 +13,10 @@ from amt.data.augment import SpectrogramAugment
 from amt.data.recordings import Recording
 from amt.data.sequences import RandomCrops, SequenceDataModule, Tiles, cached_features, frame_targets, load_recording
 from amt.errors import AmtError
-from amt.features import BANDS, filterbank, log_frequency_spectrogram
-from amt.grid import CONTEXT_GRID
+from amt.features import BANDS, LogFrequency, filterbank, log_frequency_spectrogram
+from amt.grid import CONTEXT_GRID, FrameGrid
 from amt.labels import PIANO_KEYS, REPORT_NOTES, MusicNetLabels, write_musicnet_csv
-from amt.models.context import ContextTranscriber
+from amt.models.context import ContextTranscriber, HarmonicStack
 from amt.module import TranscriptionModule
 
 GRID = CONTEXT_GRID
@@ -28,19 +28,32 @@ def tone(midi: float, seconds: float, amplitude: float = 0.5) -> np.ndarray:
     return (amplitude * np.sin(2 * np.pi * 440 * 2 ** ((midi - 69) / 12) * t)).astype(np.float32)
 
 
-def test_filterbank_bands_are_weighted_means():
-    weights = filterbank()
-    assert weights.shape == (WINDOW_SIZE // 2 + 1, BANDS)
+@pytest.mark.parametrize(
+    ("bands", "window", "count"), [(LogFrequency(), 4096, 176), (LogFrequency(3, 24), 2048, 336)]
+)
+def test_filterbank_bands_are_weighted_means(bands, window, count):
+    weights = filterbank(bands, window, SAMPLE_RATE)
+    assert weights.shape == (window // 2 + 1, count) and bands.bands == count and BANDS == 176
     np.testing.assert_allclose(weights.sum(axis=0), 1.0, rtol=1e-5)
     assert (weights > 0).sum(axis=0).min() >= 1
+    assert bands.centres_midi()[bands.bands_per_semitone * 39 : bands.bands_per_semitone * 40].mean() == 60
 
 
-@pytest.mark.parametrize("midi", [33, 45, 60, 81, 100])
-def test_a_tone_peaks_in_the_two_bands_around_its_pitch(midi):
-    features = log_frequency_spectrogram(tone(midi, 1.0), GRID)
-    assert features.shape == (len(GRID.recording_centres(SAMPLE_RATE)), BANDS)
+@pytest.mark.parametrize("midi", [33, 45, 60, 81, 100, 108])
+@pytest.mark.parametrize(("bands", "window"), [(LogFrequency(), 4096), (LogFrequency(3), 4096), (LogFrequency(), 2048)])
+def test_a_tone_peaks_in_the_bands_of_its_key(midi, bands, window):
+    grid = FrameGrid(HOP, window)
+    features = log_frequency_spectrogram(tone(midi, 1.0), grid, bands)
+    assert features.shape == (len(grid.recording_centres(SAMPLE_RATE)), bands.bands)
     peak = int(np.median(features.argmax(axis=1)))
-    assert peak in (2 * (midi - 21), 2 * (midi - 21) + 1)
+    if window < 4096 and midi < 45:
+        return  # a 46 ms window's bins are 21.5 Hz apart, wider than three semitones at A1: blurred, as expected
+    assert peak // bands.bands_per_semitone == midi - 21
+
+
+def test_bands_past_nyquist_are_refused():
+    with pytest.raises(AmtError, match="Nyquist"):
+        filterbank(LogFrequency(2, 36), 4096, 22_050)
 
 
 def test_features_do_not_depend_on_the_recordings_level_and_silence_is_zero():
@@ -279,3 +292,38 @@ def test_the_velocity_loss_counts_only_onsets_with_a_known_velocity():
     target[0, 1, 10], target[0, 2, 20] = 1.0, 0.25
     assert float(module.head_loss("velocity", logits, target)) == pytest.approx((0.5**2 + 0.25**2) / 2)
     assert float(module.head_loss("velocity", logits, torch.zeros(1, 4, 81))) == 0.0
+
+
+def test_harmonic_stacking_lines_up_each_keys_partials():
+    bands = LogFrequency(2, 24)
+    stack = HarmonicStack([0.5, 1, 2, 3], bands)
+    assert stack.shifts == [-24, 0, 24, 38]
+    spectrogram = torch.zeros(1, 3, bands.bands)
+    key = 2 * (48 - 21)  # C3's first band
+    for semitones in (0, 12, 19):  # its 1st, 2nd and 3rd partials
+        spectrogram[0, :, key + 2 * semitones] = 1.0
+    stacked = stack(spectrogram)
+    assert stacked.shape == (1, 4, 3, bands.key_bands)
+    assert stacked[0, 1:, 0, key].tolist() == [1.0, 1.0, 1.0]  # C3's partials, aligned at C3
+    assert stacked[0, 0, 0, key + 24] == 1.0  # harmonic 0.5 of C4 is C3
+    top = bands.key_bands - 1
+    assert stacked[0, 3, 0, top] == 0.0  # nothing above the computed bands: zeros
+    with pytest.raises(AmtError, match="harmonics"):
+        HarmonicStack([0], bands)
+
+
+def test_a_context_model_carries_its_front_end_and_trains_on_it(corpus):
+    bands = LogFrequency(3, 24)
+    model = ContextTranscriber(
+        window=2048, bands=bands, harmonics=[0.5, 1, 2], channels=4, features=16, hidden=8, notes=88
+    )
+    assert model.bins == 336 and model.grid == FrameGrid(HOP, 2048)
+    data = SequenceDataModule(corpus, hop=HOP, window=2048, bands=bands, notes=88, crop_frames=32, batch_size=2)
+    data.prepare_data()
+    data.setup("fit")
+    assert data.bins == model.bins and data.cache_dir.name == "features-h1024-w2048-k3+24"
+    features, targets = next(iter(data.train_dataloader()))
+    out = model(features)
+    assert out["frame"].shape == targets["frame"].shape == (2, 32, 88)
+    with pytest.raises(AmtError, match="model.bins must be 336"):
+        ContextTranscriber(bins=176, bands=bands)

@@ -1,7 +1,7 @@
 """Augmentation of spectrogram crops, for robustness to new instruments, rooms and recordings.
 
-Applied to the cached log-frequency features (``log1p`` of band magnitudes, two bands per
-semitone), so augmenting costs no audio decoding or FFT. Each transform works on magnitudes
+Applied to the cached log-frequency features (``log1p`` of band magnitudes, ``bands_per_semitone``
+bands to a semitone), so augmenting costs no audio decoding or FFT. Each transform works on magnitudes
 ``m = expm1(x)`` and the result goes back through ``log1p``:
 
 * gain: ``m · g``, ``g`` up to ±``gain_db``;
@@ -9,7 +9,7 @@ semitone), so augmenting costs no audio decoding or FFT. Each transform works on
 * reverb (probability ``reverb``): each band convolved with an exponential tail of a random decay
   time in ``reverb_s``, mixed in at a random level, which smears notes forward in time as a hall does;
 * noise (probability ``noise``): a random-coloured noise floor ``noise_db`` below the crop's peak;
-* pitch shift: by ``k`` semitones, ``|k| ≤ pitch_shift``, shifting the bands by ``2k`` and every
+* pitch shift: by ``k`` semitones, ``|k| ≤ pitch_shift``, shifting the bands by ``k`` semitones and every
   target by ``k`` (notes shifted out of the label space are dropped);
 * mixing (probability ``mix``): another random crop added at a random level, targets united (the
   louder velocity where both crops start the same note in the same frame).
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from amt.errors import AmtError
-from amt.features import BANDS_PER_SEMITONE
+from amt.features import LogFrequency
 from amt.grid import CONTEXT_GRID, FrameGrid
 
 Crop = tuple[torch.Tensor, dict[str, torch.Tensor]]
@@ -58,7 +58,7 @@ class SpectrogramAugment:
     ``gain_db``, ``eq_db`` and ``pitch_shift`` bound their transforms; ``reverb``, ``noise`` and
     ``mix`` are probabilities per crop, ``reverb_s`` and ``noise_db`` the ranges drawn from; ``hop``
     is the model's frame hop (the data configs take ``${model.hop}``), which sets the reverberation's
-    time scale.
+    time scale, and ``bands_per_semitone`` the model's (``${model.bands.bands_per_semitone}``).
     """
 
     gain_db: float = 12.0
@@ -70,6 +70,7 @@ class SpectrogramAugment:
     pitch_shift: int = 2
     mix: float = 0.0
     hop: int = CONTEXT_GRID.hop
+    bands_per_semitone: int = LogFrequency().bands_per_semitone
 
     def __post_init__(self):
         for name in ("reverb", "noise", "mix"):
@@ -98,7 +99,7 @@ class SpectrogramAugment:
         features = torch.log1p(magnitudes)
         semitones = int(torch.randint(-self.pitch_shift, self.pitch_shift + 1, ())) if self.pitch_shift else 0
         if semitones:
-            features = _shift(features, semitones * BANDS_PER_SEMITONE)
+            features = _shift(features, semitones * self.bands_per_semitone)
             targets = {name: _shift(target, semitones) for name, target in targets.items()}
         return features, targets
 

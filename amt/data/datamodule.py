@@ -42,7 +42,9 @@ class WindowsSource(Protocol):
         """Build, download or check the windows and return their folder."""
 
 
-def check_bins(bins: int) -> None:
+def check_bins(bins: int | None) -> None:
+    if bins is None:
+        raise AmtError("data.bins is not set: is the model a context model? Those train on data=sequences")
     if not 1 <= bins <= 2049:
         raise AmtError(f"data.bins must be in 1..2049 (rfft of 4,096 samples), got {bins}")
 

@@ -3,8 +3,9 @@
 This branches off the data path at the recordings (MusicNet layout: ``ROOT/{split}_data/ID.wav``,
 ``ROOT/{split}_labels/ID.csv``; the default corpus, MusicNet itself or any such folder). Each
 recording's :func:`amt.features.log_frequency_spectrogram` on the model's frame grid
-(:mod:`amt.grid`) is cached once as ``ROOT/features-h{hop}/ID.npy`` (float16) with a json key (the
-wav's size and time, hop, bands), so a changed recording or hop is recomputed. Targets ``[T, notes]``
+(:mod:`amt.grid`) with the model's bands is cached once as ``ROOT/features-h{hop}/ID.npy`` (float16;
+another window or bands add to the folder's name, so front ends never share a cache) with a json key
+(the wav's size and time, hop, window, bands), so a changed recording or front end is recomputed. Targets ``[T, notes]``
 in the model's label space (:mod:`amt.labels`) are made from the csv on loading:
 
 * ``frame``: the note sounds at the frame's centre (the windows' label rule),
@@ -41,7 +42,7 @@ from amt.cache import cached_array
 from amt.data.augment import SpectrogramAugment
 from amt.data.recordings import SPLITS, Recording, find_recordings
 from amt.errors import AmtError
-from amt.features import BANDS, log_frequency_spectrogram
+from amt.features import LogFrequency, log_frequency_spectrogram
 from amt.grid import CONTEXT_GRID, FrameGrid
 from amt.labels import REPORT_NOTES, LabelSpace, read_musicnet_csv, sounding_at
 
@@ -74,24 +75,38 @@ def frame_targets(recording: Recording, frames: int, grid: FrameGrid, labels: La
     return targets
 
 
-def _key(wav: Path, grid: FrameGrid) -> dict:
+def _key(wav: Path, grid: FrameGrid, bands: LogFrequency) -> dict:
     stat = wav.stat()
     return {
         "wav": wav.name,
         "size": stat.st_size,
         "mtime_ns": stat.st_mtime_ns,
         "hop": grid.hop,
-        "bands": BANDS,
+        "window": grid.window,
+        "bands": bands.bands,
+        "bands_per_semitone": bands.bands_per_semitone,
         "version": FEATURE_VERSION,
     }
 
 
-def cached_features(recording: Recording, cache_dir: Path, grid: FrameGrid) -> np.ndarray:
-    """The recording's spectrogram ``[T, BANDS]`` float16 on ``grid``, computed once and cached (atomically)."""
+def cache_folder(root: Path, grid: FrameGrid, bands: LogFrequency) -> Path:
+    """``ROOT/features-h{hop}``, with ``-w{window}`` and ``-k{bands per semitone}+{above}`` when not the defaults."""
+    name = f"features-h{grid.hop}"
+    if grid.window != CONTEXT_GRID.window:
+        name += f"-w{grid.window}"
+    if bands != LogFrequency():
+        name += f"-k{bands.bands_per_semitone}+{bands.bands_above}"
+    return root / name
+
+
+def cached_features(
+    recording: Recording, cache_dir: Path, grid: FrameGrid, bands: LogFrequency = LogFrequency()
+) -> np.ndarray:
+    """The recording's spectrogram ``[T, bands]`` float16 on ``grid``, computed once and cached (atomically)."""
     return cached_array(
         cache_dir / f"{recording.id}.npy",
-        _key(recording.wav, grid),
-        lambda: log_frequency_spectrogram(load_audio(recording.wav), grid).astype(np.float16),
+        _key(recording.wav, grid, bands),
+        lambda: log_frequency_spectrogram(load_audio(recording.wav), grid, bands).astype(np.float16),
     )
 
 
@@ -100,7 +115,7 @@ Item = tuple[torch.Tensor, dict[str, torch.Tensor]]
 
 @dataclass
 class SequenceRecording:
-    """One recording's features ``[T, BANDS]`` float16 and targets name → ``[T, notes]`` uint8, as tensors."""
+    """One recording's features ``[T, bands]`` float16 and targets name → ``[T, notes]`` uint8, as tensors."""
 
     id: str
     features: torch.Tensor
@@ -124,8 +139,10 @@ class SequenceRecording:
         return cut(self.features), targets
 
 
-def load_recording(recording: Recording, cache_dir: Path, grid: FrameGrid, labels: LabelSpace) -> SequenceRecording:
-    features = cached_features(recording, cache_dir, grid)
+def load_recording(
+    recording: Recording, cache_dir: Path, grid: FrameGrid, labels: LabelSpace, bands: LogFrequency = LogFrequency()
+) -> SequenceRecording:
+    features = cached_features(recording, cache_dir, grid, bands)
     targets = frame_targets(recording, len(features), grid, labels)
     return SequenceRecording(
         recording.id, torch.from_numpy(features), {name: torch.from_numpy(t) for name, t in targets.items()}
@@ -187,14 +204,14 @@ class Tiles(Dataset):
 
 
 class SequenceDataModule(L.LightningDataModule):
-    """Crops ``[batch, crop_frames, BANDS]`` with targets name → ``[batch, crop_frames, notes]`` (:data:`TARGETS`).
+    """Crops ``[batch, crop_frames, bands]`` with targets name → ``[batch, crop_frames, notes]`` (:data:`TARGETS`).
 
     ``recordings`` is a MusicNet-layout folder with ``train``, ``valid`` and ``test`` splits;
-    ``corpus`` (optional) is built first (the offline corpus, ``data=sequences``). ``hop`` and
-    ``notes`` (the label space's width) are the model's (the data configs take ``${model.hop}`` and
-    ``${model.notes}``). Spectrograms are cached in ``cache_dir``, by
-    default ``features-h{hop}`` inside ``recordings``; give one folder per corpus elsewhere when the
-    recordings are read-only (MusicNet on a shared drive).
+    ``corpus`` (optional) is built first (the offline corpus, ``data=sequences``). ``hop``,
+    ``window``, ``bands`` (the front end) and ``notes`` (the label space's width) are the model's (the
+    data configs take ``${model.hop}``, ``${model.window}``, ``${model.bands}`` and ``${model.notes}``).
+    Spectrograms are cached in ``cache_dir``, by default :func:`cache_folder` inside ``recordings``;
+    give one folder per corpus elsewhere when the recordings are read-only (MusicNet on a shared drive).
     """
 
     def __init__(
@@ -202,6 +219,8 @@ class SequenceDataModule(L.LightningDataModule):
         recordings: str | Path,
         corpus=None,
         hop: int = CONTEXT_GRID.hop,
+        window: int = CONTEXT_GRID.window,
+        bands: LogFrequency = LogFrequency(),
         notes: int = REPORT_NOTES.notes,
         crop_frames: int = 256,
         batch_size: int = 8,
@@ -213,11 +232,12 @@ class SequenceDataModule(L.LightningDataModule):
         super().__init__()
         if crop_frames < 1 or batch_size < 1:
             raise AmtError(f"crop_frames and batch_size must be positive, got {crop_frames}, {batch_size}")
-        self.root, self.corpus, self.grid, self.labels = Path(recordings), corpus, FrameGrid(hop), LabelSpace(notes)
+        self.root, self.corpus, self.grid, self.labels = Path(recordings), corpus, FrameGrid(hop, window), LabelSpace(notes)
+        self.bands = bands
         self.crop_frames, self.batch_size, self.crops_per_epoch = crop_frames, batch_size, crops_per_epoch
         self.augment, self.num_workers = augment, num_workers
-        self.cache_dir = Path(cache_dir) if cache_dir else self.root / f"features-h{hop}"
-        self.bins = BANDS
+        self.cache_dir = Path(cache_dir) if cache_dir else cache_folder(self.root, self.grid, bands)
+        self.bins = bands.bands
         self.splits: dict[str, list[SequenceRecording]] = {}
 
     def prepare_data(self) -> None:
@@ -227,13 +247,14 @@ class SequenceDataModule(L.LightningDataModule):
         recordings = [r for split in SPLITS for r in find_recordings(self.root, split)]
         with Progress(transient=True) as progress:
             for recording in progress.track(recordings, description=f"spectrograms (hop {self.grid.hop})"):
-                cached_features(recording, self.cache_dir, self.grid)
+                cached_features(recording, self.cache_dir, self.grid, self.bands)
 
     def setup(self, stage: str | None = None) -> None:
         if not self.splits:
             self.splits = {
                 split: [
-                    load_recording(r, self.cache_dir, self.grid, self.labels) for r in find_recordings(self.root, split)
+                    load_recording(r, self.cache_dir, self.grid, self.labels, self.bands)
+                    for r in find_recordings(self.root, split)
                 ]
                 for split in SPLITS
             }

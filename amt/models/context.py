@@ -3,6 +3,12 @@
 The report's future work: hear a note's attack and its sustain across adjacent frames instead of
 one 93 ms window. In the spirit of Onsets and Frames (Hawthorne et al. 2018), scaled for a CPU:
 
+* the **front end** the model was trained on, which its config carries: the frame grid (``hop``,
+  ``window``) and the log-frequency bands (``bands``, :class:`amt.features.LogFrequency`);
+* optional **harmonic stacking** (``harmonics``): the spectrogram shifted down by each harmonic's
+  interval and stacked as channels, so a note's partials line up with its key (basic-pitch's
+  harmonic CQT and harmonica-amt's shift-and-aggregate, on log-frequency bands); the default,
+  ``[1]``, is the spectrogram itself;
 * a per-frame **acoustic encoder**: three 3×3 convolutions over (time, log-frequency) with batch
   norm, pooling over frequency, then a linear layer to ``features`` units per frame;
 * a **temporal model** across frames: a bidirectional GRU (``temporal: gru``), or a stack of
@@ -16,34 +22,59 @@ one 93 ms window. In the spirit of Onsets and Frames (Hawthorne et al. 2018), sc
 ``forward`` returns ``{"onset", "frame"}`` (and ``"offset"``, ``"velocity"``) logits, each ``[batch,
 frames, notes]`` for the model's label space (``notes``: 81, the report's A0..F7, or 88, A0..C8; a
 checkpoint that names none is 81 notes); the LightningModule sums the heads' losses and scores AP on
-``frame``. ``hop`` is the feature hop the
-model was trained with (:mod:`amt.features`): the model's frame grid (``grid``), which its config and
-so its checkpoint carry, so a checkpoint says how to transcribe with it.
+``frame``. A checkpoint's config says how to transcribe with it: its grid, bands and label space.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from amt.errors import AmtError
-from amt.features import BANDS
+from amt.features import LogFrequency
 from amt.grid import CONTEXT_GRID, FrameGrid
 from amt.labels import LabelSpace
 from amt.models.base import TranscriptionModel, require_dropout, require_positive
 
 
-class AcousticEncoder(nn.Module):
-    """``[B, T, bands]`` → ``[B, T, features]``: convolutions over time and frequency, per-frame projection."""
+class HarmonicStack(nn.Module):
+    """``[B, T, bands]`` → ``[B, len(harmonics), T, key bands]``: channel ``i`` holds, at each key's band,
+    the band ``12·log2(harmonics[i])`` semitones above it (zeros past the top)."""
 
-    def __init__(self, bands: int, channels: int, features: int, dropout: float):
+    def __init__(self, harmonics: Sequence[float], bands: LogFrequency):
+        super().__init__()
+        if not harmonics or any(h <= 0 for h in harmonics):
+            raise AmtError(f"model.harmonics must be positive numbers, got {list(harmonics)!r}")
+        self.shifts = [round(12 * math.log2(h) * bands.bands_per_semitone) for h in harmonics]
+        self.key_bands = bands.key_bands
+
+    def forward(self, spectrogram: torch.Tensor) -> torch.Tensor:
+        channels = []
+        for shift in self.shifts:
+            if shift >= 0:
+                piece = spectrogram[..., shift : shift + self.key_bands]
+                piece = F.pad(piece, (0, self.key_bands - piece.shape[-1]))
+            else:
+                piece = F.pad(spectrogram[..., : self.key_bands + shift], (-shift, 0))
+            channels.append(piece)
+        return torch.stack(channels, dim=1)
+
+
+class AcousticEncoder(nn.Module):
+    """``[B, C, T, bands]`` → ``[B, T, features]``: convolutions over time and frequency, per-frame projection."""
+
+    def __init__(self, bands: int, channels: int, features: int, dropout: float, inputs: int = 1):
         super().__init__()
 
         def block(inputs: int, outputs: int) -> list[nn.Module]:
             return [nn.Conv2d(inputs, outputs, 3, padding=1, bias=False), nn.BatchNorm2d(outputs), nn.ReLU()]
 
         self.convs = nn.Sequential(
-            *block(1, channels),
+            *block(inputs, channels),
             *block(channels, channels),
             nn.MaxPool2d((1, 2)),
             *block(channels, 2 * channels),
@@ -52,8 +83,8 @@ class AcousticEncoder(nn.Module):
         )
         self.project = nn.Sequential(nn.Linear(2 * channels * (bands // 4), features), nn.ReLU(), nn.Dropout(dropout))
 
-    def forward(self, spectrogram: torch.Tensor) -> torch.Tensor:
-        x = self.convs(spectrogram.unsqueeze(1))  # [B, C, T, bands/4]
+    def forward(self, stacked: torch.Tensor) -> torch.Tensor:
+        x = self.convs(stacked)  # [B, C, T, bands/4]
         return self.project(x.permute(0, 2, 1, 3).flatten(2))
 
 
@@ -82,8 +113,8 @@ class TemporalConvolution(nn.Module):
 class ContextTranscriber(TranscriptionModel):
     """Spectrogram excerpts ``[batch, frames, bins]`` → head logits ``[batch, frames, notes]``.
 
-    ``bins`` must be :data:`amt.features.BANDS`; ``hop`` (samples) sets the frame grid; ``notes`` the
-    label space; ``offsets`` and ``velocities`` add those heads; ``channels``
+    ``hop`` and ``window`` (samples) set the frame grid, ``bands`` the log-frequency bands (``bins``,
+    when given, must be their count), ``harmonics`` the harmonic stacking; ``notes`` the label space; ``offsets`` and ``velocities`` add those heads; ``channels``
     and ``features`` size the acoustic encoder; ``temporal`` is ``gru`` (``hidden`` units each way) or
     ``tcn`` (``levels`` dilated blocks); ``dropout`` acts in the encoder and the TCN.
     """
@@ -92,8 +123,11 @@ class ContextTranscriber(TranscriptionModel):
 
     def __init__(
         self,
-        bins: int = BANDS,
+        bins: int | None = None,
         hop: int = CONTEXT_GRID.hop,
+        window: int = CONTEXT_GRID.window,
+        bands: LogFrequency | None = None,
+        harmonics: Sequence[float] = (1.0,),
         channels: int = 16,
         features: int = 192,
         temporal: str = "gru",
@@ -104,15 +138,17 @@ class ContextTranscriber(TranscriptionModel):
         offsets: bool = False,
         velocities: bool = False,
     ):
-        super().__init__(bins)
-        self.labels = LabelSpace(notes)
+        bands = bands or LogFrequency()
+        super().__init__(bands.bands)
+        if bins is not None and bins != bands.bands:
+            raise AmtError(f"model.bins must be {bands.bands} (the model's log-frequency bands), got {bins}")
+        self.labels, self.bands = LabelSpace(notes), bands
         for name, value in (("hop", hop), ("channels", channels), ("features", features), ("hidden", hidden)):
             require_positive(name, value)
         require_dropout("dropout", dropout)
-        if bins != BANDS:
-            raise AmtError(f"model.bins must be {BANDS} (the log-frequency bands of amt.features), got {bins}")
-        self.grid, self.temporal_kind = FrameGrid(hop), temporal
-        self.encoder = AcousticEncoder(bins, channels, features, dropout)
+        self.grid, self.temporal_kind = FrameGrid(hop, window), temporal
+        self.stack = HarmonicStack(harmonics, bands)
+        self.encoder = AcousticEncoder(bands.key_bands, channels, features, dropout, inputs=len(harmonics))
         if temporal == "gru":
             self.temporal = nn.GRU(features, hidden, batch_first=True, bidirectional=True)
             width = 2 * hidden
@@ -129,7 +165,7 @@ class ContextTranscriber(TranscriptionModel):
         self.frame_head = nn.Sequential(nn.Linear(width + conditions, width), nn.ReLU(), nn.Linear(width, notes))
 
     def forward(self, spectrogram: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = self.encoder(spectrogram)
+        x = self.encoder(self.stack(spectrogram))
         x = self.temporal(x)[0] if isinstance(self.temporal, nn.GRU) else self.temporal(x)
         heads = {"onset": self.onset_head(x)}
         if self.offset_head is not None:
