@@ -19,7 +19,6 @@ dependencies of amt, never teachers. This is a script, not a test.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import subprocess
@@ -102,26 +101,13 @@ def run_amt(name: str, ckpt: Path, decoder: str, recordings: list[Recording], ou
     return seconds
 
 
-def checksum(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def run_peer(peer: str, recordings: list[Recording], out: Path) -> dict[str, float]:
-    """The peer's note csvs for every recording in OUT, transcribing only those missing or whose audio
-    changed since (``OUT/cache.json``); returns seconds per recording."""
-    out.mkdir(parents=True, exist_ok=True)
-    cache_file = out / "cache.json"
-    cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
-    sums = {r.id: checksum(r.wav) for r in recordings}
-    todo = [r for r in recordings if cache.get(r.id) != sums[r.id] or not (out / f"{r.id}.notes.csv").is_file()]
-    if todo:
-        python = PEERS[peer] / "bin" / "python"
-        command = [str(python), str(REPO / "scripts" / "peer_runner.py"), peer, str(out), *(str(r.wav) for r in todo)]
-        subprocess.run(command, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-        cache |= {r.id: sums[r.id] for r in todo}
-        cache_file.write_text(json.dumps(cache, indent=1))
+    """The peer's note csvs for every recording in OUT (``scripts/peer_runner.py`` transcribes only
+    those missing or whose audio changed since); returns seconds per recording."""
+    python = PEERS[peer] / "bin" / "python"
+    command = [str(python), str(REPO / "scripts" / "peer_runner.py"), peer, str(out), *(str(r.wav) for r in recordings)]
+    subprocess.run(command, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     timings = json.loads((out / "timings.json").read_text())
-    print(f"{peer}: {len(todo)} of {len(recordings)} recordings transcribed (the rest cached)", flush=True)
     return {r.id: timings[r.id] for r in recordings}
 
 

@@ -3,17 +3,32 @@
 Runs under the transcriber's own virtual environment (see scripts/compare.py), never the project's:
 ``.venv-transkun/bin/python scripts/peer_runner.py transkun OUT_DIR A.flac B.wav ...``. The model is
 loaded once and warmed up on the first file (basic-pitch's numba compiles then), so the timings are of
-transcription alone; they go to ``OUT_DIR/timings.json`` (seconds per recording id), merged with the
-timings of files transcribed by an earlier run. Supported: basic-pitch (ICASSP 2022, ONNX model),
+transcription alone; they go to ``OUT_DIR/timings.json`` (seconds per recording id), and each
+file's audio checksum to ``OUT_DIR/cache.json``, both merged with an earlier run's and rewritten after
+every file, so an interrupted run keeps what it finished. A file whose notes are there for the same
+audio (checksum) is not transcribed again. Supported: basic-pitch (ICASSP 2022, ONNX model),
 transkun (2.0 weights, piano), harmonica-amt (bundled ``medium`` model). Pedal events are left out:
 notes keep their key-release offsets.
 """
 
 import csv
+import hashlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
+
+
+def checksum(path: Path) -> str:
+    """The audio's sha256: a transcription is reused only for the same audio."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_json(path: Path, value: dict) -> None:
+    temporary = path.with_suffix(".json.partial")
+    temporary.write_text(json.dumps(value, indent=1))
+    os.replace(temporary, path)
 
 
 def basic_pitch():
@@ -71,23 +86,33 @@ SYSTEMS = {"basic-pitch": basic_pitch, "transkun": transkun, "harmonica": harmon
 
 
 def main() -> None:
-    system, out, files = sys.argv[1], Path(sys.argv[2]), [Path(p) for p in sys.argv[3:]]
+    system, out, given = sys.argv[1], Path(sys.argv[2]), [Path(p) for p in sys.argv[3:]]
     out.mkdir(parents=True, exist_ok=True)
+    timings_file, cache_file = out / "timings.json", out / "cache.json"
+    timings = json.loads(timings_file.read_text()) if timings_file.is_file() else {}
+    cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+    done = {path for path in given if (out / f"{path.stem}.notes.csv").is_file() and path.stem in timings}
+    files = [path for path in given if path not in done or cache.get(path.stem) != checksum(path)]
+    print(f"{system}: {len(files)} of {len(given)} recordings to transcribe (the rest cached)", flush=True)
+    if not files:
+        return
     transcribe = SYSTEMS[system]()
     transcribe(files[0])  # warm-up: model and caches loaded, compiled code built
-    timings_file = out / "timings.json"
-    timings = json.loads(timings_file.read_text()) if timings_file.is_file() else {}
     for path in files:
         start = time.perf_counter()
         notes = transcribe(path)
-        with (out / f"{path.stem}.notes.csv").open("w", newline="") as handle:
+        seconds = time.perf_counter() - start
+        partial = out / f"{path.stem}.notes.csv.partial"
+        with partial.open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["onset_s", "offset_s", "pitch", "velocity"])
             for onset, offset, pitch, velocity in sorted(notes):
                 writer.writerow([f"{onset:.6f}", f"{offset:.6f}", pitch, velocity])
-        timings[path.stem] = time.perf_counter() - start
-        print(f"{system}: {path.name} in {timings[path.stem]:.1f} s", flush=True)
-    timings_file.write_text(json.dumps(timings, indent=1))
+        os.replace(partial, out / f"{path.stem}.notes.csv")
+        timings[path.stem], cache[path.stem] = seconds, checksum(path)
+        write_json(timings_file, timings)
+        write_json(cache_file, cache)
+        print(f"{system}: {path.name} in {seconds:.1f} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import soundfile
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "compare.py"
 spec = importlib.util.spec_from_file_location("compare", SCRIPT)
@@ -37,9 +38,20 @@ def test_amt_s_models_are_compared_without_peers(data_dir, checkpoint, tmp_path)
 
 @pytest.mark.skipif(not (compare.PEERS["basic-pitch"] / "bin" / "python").is_file(), reason="make basic-pitch first")
 def test_a_peer_transcribes_only_what_changed(data_dir, tmp_path):
-    recordings = compare.find_recordings(data_dir / "synth-tiny" / "recordings", "test")
+    shutil.copytree(data_dir / "synth-tiny" / "recordings", tmp_path / "recordings")
+    recordings = compare.find_recordings(tmp_path / "recordings", "test")
     out = tmp_path / "basic-pitch"
     first = compare.run_peer("basic-pitch", recordings, out)
-    stamp = {r.id: (out / f"{r.id}.notes.csv").stat().st_mtime_ns for r in recordings}
-    assert compare.run_peer("basic-pitch", recordings, out) == first
-    assert {r.id: (out / f"{r.id}.notes.csv").stat().st_mtime_ns for r in recordings} == stamp
+
+    def stamps() -> dict[str, int]:
+        return {r.id: (out / f"{r.id}.notes.csv").stat().st_mtime_ns for r in recordings}
+
+    before = stamps()
+    assert compare.run_peer("basic-pitch", recordings, out) == first and stamps() == before
+    changed = recordings[0]
+    samples, rate = soundfile.read(changed.wav)
+    soundfile.write(changed.wav, samples * 0.5, rate)
+    compare.run_peer("basic-pitch", recordings, out)
+    after = stamps()
+    assert after[changed.id] != before[changed.id]
+    assert all(after[r.id] == before[r.id] for r in recordings[1:])
