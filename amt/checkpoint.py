@@ -46,8 +46,8 @@ KEPT_WHEN_PACKED = ("model_config", DECODER_CONFIG_KEY)
 SPECTRA_STATE_KEY = "SpectraDataModule"
 """Where Lightning saves :meth:`amt.data.datamodule.SpectraDataModule.state_dict` (under the class's name):
 whether the spectra were log-compressed and standardised, and the training split's statistics."""
-AMT_MODELS = "amt.models."
-"""The only ``_target_`` prefix a checkpoint's model config may name."""
+AMT_MODELS = ("amt.models.", "amt.features.LogFrequency")
+"""What a checkpoint's model config may name as a ``_target_``: amt's models and their front end."""
 RESUME_KEYS = ("optimizer_states", "loops", "epoch")
 """What a checkpoint needs to resume training (``ckpt_path=``); a packed model lacks them."""
 
@@ -194,7 +194,7 @@ def _build_model(node, source: Path) -> TranscriptionModel:
     foreign = [t for t in _targets(node) if not (isinstance(t, str) and t.startswith(AMT_MODELS))]
     if foreign:
         raise AmtError(
-            f"{source}: its model config names {foreign[0]!r}; amt builds only its own models ({AMT_MODELS}*)"
+            f"{source}: its model config names {foreign[0]!r}; amt builds only its own models (amt.models.*)"
         )
     try:
         model = instantiate(node)

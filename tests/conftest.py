@@ -19,6 +19,7 @@ CONTEXT_CONFIG = {
     "channels": 4,
     "features": 16,
     "levels": 2,
+    "bands": {"_target_": "amt.features.LogFrequency", "bands_per_semitone": 2, "bands_above": 0},
     "notes": 88,
     "offsets": True,
     "velocities": True,
