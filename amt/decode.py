@@ -80,7 +80,8 @@ class Frames:
             widths = " or ".join(f"[frames, {width}]" for width in KNOWN_WIDTHS)
             raise AmtError(f"frame probabilities must be {widths} (a label space), got shape {probabilities.shape}")
         object.__setattr__(self, "probabilities", probabilities)
-        for head, name in (("onsets", "onset probabilities"), ("offsets", "offset probabilities"), ("velocities", "velocities")):
+        heads = {"onsets": "onset probabilities", "offsets": "offset probabilities", "velocities": "velocities"}
+        for head, name in heads.items():
             if getattr(self, head) is not None:
                 values = np.asarray(getattr(self, head))
                 if values.shape != probabilities.shape:
@@ -271,8 +272,14 @@ READS = {
     "naive": ("threshold",),
     "hysteresis": ("on", "off", "max_gap_s", "min_note_s"),
     "onsets": (
-        "onset_threshold", "off", "start_without_onset", "on", "max_gap_s", "min_note_s",
-        "offset_threshold", "end_at_offsets",
+        "onset_threshold",
+        "off",
+        "start_without_onset",
+        "on",
+        "max_gap_s",
+        "min_note_s",
+        "offset_threshold",
+        "end_at_offsets",
     ),  # fmt: skip
 }
 """The :class:`DecoderConfig` settings each decoder reads."""

@@ -63,8 +63,10 @@ class LogFrequency:
         return (semitones[:, None] + offsets[None, :]).ravel()
 
 
-BANDS = LogFrequency().bands
-"""The default front end's band count (176), which the first context models were trained on."""
+DEFAULT_BANDS = LogFrequency()
+"""Two bands a semitone over A0..C8: what the first context models were trained on."""
+BANDS = DEFAULT_BANDS.bands
+"""The default bands' count (176)."""
 
 
 @functools.cache
@@ -81,7 +83,7 @@ def filterbank(bands: LogFrequency, window: int, sample_rate: int) -> np.ndarray
     return (weights / weights.sum(axis=0, keepdims=True)).astype(np.float32)
 
 
-def log_frequency_spectrogram(samples: np.ndarray, grid: FrameGrid, bands: LogFrequency = LogFrequency()) -> np.ndarray:
+def log_frequency_spectrogram(samples: np.ndarray, grid: FrameGrid, bands: LogFrequency = DEFAULT_BANDS) -> np.ndarray:
     """``[frames, bands.bands]`` float32 features of a whole recording (see the module docstring)."""
     samples = np.asarray(samples, dtype=np.float32)
     peak = float(np.abs(samples).max()) if len(samples) else 0.0

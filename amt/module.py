@@ -1,8 +1,9 @@
 """The one LightningModule: any transcription model, its loss, the AP metric, optimiser and schedule.
 
 Per-epoch numbers, logged under ``{train,val,test}/{loss,ap}``: the mean loss (BCE-with-logits of
-every probability head, the velocity head's squared error, plus the model's auxiliary loss) and the micro average precision over (window, note) pairs
-(:func:`amt.metrics.ap_metric`, exact), as MusicNet and the report define it.
+every probability head, the velocity head's squared error, plus the model's auxiliary loss) and the
+micro average precision over (window, note) pairs (:func:`amt.metrics.ap_metric`, exact), as
+MusicNet and the report define it.
 
 The Trainer must stay close to a bare training loop for the small CNNs, whose steps take a few
 milliseconds on a CPU: nothing is logged per step (Lightning's ``self.log`` costs about as much as

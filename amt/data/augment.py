@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from amt.errors import AmtError
-from amt.features import LogFrequency
+from amt.features import DEFAULT_BANDS
 from amt.grid import CONTEXT_GRID, FrameGrid
 
 Crop = tuple[torch.Tensor, dict[str, torch.Tensor]]
@@ -70,7 +70,7 @@ class SpectrogramAugment:
     pitch_shift: int = 2
     mix: float = 0.0
     hop: int = CONTEXT_GRID.hop
-    bands_per_semitone: int = LogFrequency().bands_per_semitone
+    bands_per_semitone: int = DEFAULT_BANDS.bands_per_semitone
 
     def __post_init__(self):
         for name in ("reverb", "noise", "mix"):

@@ -42,7 +42,7 @@ from amt.cache import cached_array
 from amt.data.augment import SpectrogramAugment
 from amt.data.recordings import SPLITS, Recording, find_recordings
 from amt.errors import AmtError
-from amt.features import LogFrequency, log_frequency_spectrogram
+from amt.features import DEFAULT_BANDS, LogFrequency, log_frequency_spectrogram
 from amt.grid import CONTEXT_GRID, FrameGrid
 from amt.labels import REPORT_NOTES, LabelSpace, read_musicnet_csv, sounding_at
 
@@ -94,13 +94,13 @@ def cache_folder(root: Path, grid: FrameGrid, bands: LogFrequency) -> Path:
     name = f"features-h{grid.hop}"
     if grid.window != CONTEXT_GRID.window:
         name += f"-w{grid.window}"
-    if bands != LogFrequency():
+    if bands != DEFAULT_BANDS:
         name += f"-k{bands.bands_per_semitone}+{bands.bands_above}"
     return root / name
 
 
 def cached_features(
-    recording: Recording, cache_dir: Path, grid: FrameGrid, bands: LogFrequency = LogFrequency()
+    recording: Recording, cache_dir: Path, grid: FrameGrid, bands: LogFrequency = DEFAULT_BANDS
 ) -> np.ndarray:
     """The recording's spectrogram ``[T, bands]`` float16 on ``grid``, computed once and cached (atomically)."""
     return cached_array(
@@ -140,7 +140,7 @@ class SequenceRecording:
 
 
 def load_recording(
-    recording: Recording, cache_dir: Path, grid: FrameGrid, labels: LabelSpace, bands: LogFrequency = LogFrequency()
+    recording: Recording, cache_dir: Path, grid: FrameGrid, labels: LabelSpace, bands: LogFrequency = DEFAULT_BANDS
 ) -> SequenceRecording:
     features = cached_features(recording, cache_dir, grid, bands)
     targets = frame_targets(recording, len(features), grid, labels)
@@ -220,7 +220,7 @@ class SequenceDataModule(L.LightningDataModule):
         corpus=None,
         hop: int = CONTEXT_GRID.hop,
         window: int = CONTEXT_GRID.window,
-        bands: LogFrequency = LogFrequency(),
+        bands: LogFrequency = DEFAULT_BANDS,
         notes: int = REPORT_NOTES.notes,
         crop_frames: int = 256,
         batch_size: int = 8,
@@ -232,8 +232,8 @@ class SequenceDataModule(L.LightningDataModule):
         super().__init__()
         if crop_frames < 1 or batch_size < 1:
             raise AmtError(f"crop_frames and batch_size must be positive, got {crop_frames}, {batch_size}")
-        self.root, self.corpus, self.grid, self.labels = Path(recordings), corpus, FrameGrid(hop, window), LabelSpace(notes)
-        self.bands = bands
+        self.root, self.corpus, self.grid, self.bands = Path(recordings), corpus, FrameGrid(hop, window), bands
+        self.labels = LabelSpace(notes)
         self.crop_frames, self.batch_size, self.crops_per_epoch = crop_frames, batch_size, crops_per_epoch
         self.augment, self.num_workers = augment, num_workers
         self.cache_dir = Path(cache_dir) if cache_dir else cache_folder(self.root, self.grid, bands)

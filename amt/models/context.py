@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from amt.errors import AmtError
-from amt.features import LogFrequency
+from amt.features import DEFAULT_BANDS, LogFrequency
 from amt.grid import CONTEXT_GRID, FrameGrid
 from amt.labels import LabelSpace
 from amt.models.base import TranscriptionModel, require_dropout, require_positive
@@ -114,9 +114,10 @@ class ContextTranscriber(TranscriptionModel):
     """Spectrogram excerpts ``[batch, frames, bins]`` → head logits ``[batch, frames, notes]``.
 
     ``hop`` and ``window`` (samples) set the frame grid, ``bands`` the log-frequency bands (``bins``,
-    when given, must be their count), ``harmonics`` the harmonic stacking; ``notes`` the label space; ``offsets`` and ``velocities`` add those heads; ``channels``
-    and ``features`` size the acoustic encoder; ``temporal`` is ``gru`` (``hidden`` units each way) or
-    ``tcn`` (``levels`` dilated blocks); ``dropout`` acts in the encoder and the TCN.
+    when given, must be their count), ``harmonics`` the harmonic stacking; ``notes`` the label space;
+    ``offsets`` and ``velocities`` add those heads; ``channels`` and ``features`` size the acoustic
+    encoder; ``temporal`` is ``gru`` (``hidden`` units each way) or ``tcn`` (``levels`` dilated
+    blocks); ``dropout`` acts in the encoder and the TCN.
     """
 
     context = True
@@ -138,7 +139,7 @@ class ContextTranscriber(TranscriptionModel):
         offsets: bool = False,
         velocities: bool = False,
     ):
-        bands = bands or LogFrequency()
+        bands = bands or DEFAULT_BANDS
         super().__init__(bands.bands)
         if bins is not None and bins != bands.bands:
             raise AmtError(f"model.bins must be {bands.bands} (the model's log-frequency bands), got {bins}")
