@@ -3,7 +3,7 @@
     python scripts/compare.py --recordings data/synth-varied/recordings --split test --out outputs/compare/varied
 
 Every system writes a note csv per recording: amt's through ``amt.transcribe.transcribe_file`` (file
-to MIDI and csv, timed per file after the model is loaded), the peers through scripts/peer_runner.py
+to MIDI and csv, timed per file after the model is loaded; ``--engine`` as for ``amt transcribe``), the peers through scripts/peer_runner.py
 in their own virtual environments (timed per file after a warm-up): basic-pitch (``make basic-pitch``),
 transkun and harmonica-amt (``make transkun``, ``make harmonica``). One scorer rates them all
 (``amt.evaluate``, predictions mode): frame F1 on the context models' 23 ms grid, note F1 onset-only
@@ -29,6 +29,7 @@ import soundfile
 
 from amt.checkpoint import CNN_MULTI_CHECKPOINT, DEFAULT_CHECKPOINT, load
 from amt.data.recordings import Recording, corpus_record, find_recordings
+from amt.engine import model_for
 from amt.evaluate import POOLED, evaluate
 from amt.grid import CONTEXT_GRID
 from amt.transcribe import Outputs, TranscribeSettings, transcribe_file
@@ -86,16 +87,20 @@ def flat_view(recordings: list[Recording], folder: Path) -> Path:
     return folder
 
 
-def run_amt(name: str, ckpt: Path, decoder: str, recordings: list[Recording], out: Path) -> dict[str, float]:
-    """Transcribe every recording to OUT/ID.notes.csv (and .mid); returns seconds per recording."""
+def run_amt(
+    name: str, ckpt: Path, decoder: str, recordings: list[Recording], out: Path, engine: str = "auto"
+) -> dict[str, float]:
+    """Transcribe every recording to OUT/ID.notes.csv (and .mid) as ``amt transcribe --engine ENGINE``
+    does; returns seconds per recording (the engine's one-off export, if any, is not timed)."""
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = load(ckpt)
+    model = model_for(checkpoint, engine)
     grid = checkpoint.grid(FRAME_GRID.hop)  # every model with its tuned decoder settings (amt tune --save)
     settings = TranscribeSettings(grid=grid, decoder=decoder, decoder_config=checkpoint.decoder_config)
     seconds = {}
     for recording in recordings:
         start = time.perf_counter()
-        transcribe_file(recording.wav, Outputs(out / f"{recording.id}.mid"), checkpoint.model, settings)
+        transcribe_file(recording.wav, Outputs(out / f"{recording.id}.mid"), model, settings)
         seconds[recording.id] = time.perf_counter() - start
     print(f"{name} ({decoder}): {len(recordings)} recordings in {sum(seconds.values()):.1f} s", flush=True)
     return seconds
@@ -138,6 +143,7 @@ def main(argv: list[str] | None = None) -> None:
         help=f"published transcribers to run, comma-separated (default: {','.join(PEERS)}; '' for none)",
     )
     parser.add_argument("--diagnostics", action="store_true", help="where each system loses notes, per set")
+    parser.add_argument("--engine", choices=("auto", "torch", "onnx"), default="auto", help="what runs amt's models")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--title", default=None)
     args = parser.parse_args(argv)
@@ -158,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, ckpt, decoders in models:
         for decoder in decoders:
             system = f"{name} ({decoder})"
-            seconds[system] = run_amt(name, ckpt, decoder, recordings, args.out / "systems" / system)
+            seconds[system] = run_amt(name, ckpt, decoder, recordings, args.out / "systems" / system, args.engine)
     for peer in peers:
         seconds[peer] = run_peer(peer, recordings, args.out / "systems" / peer)
 

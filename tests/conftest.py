@@ -32,6 +32,18 @@ def quiet_trainer(**options) -> L.Trainer:
     )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory):
+    """ONNX graphs the tests export (amt.engine) go to a temporary cache, not the user's."""
+    before = os.environ.get("AMT_CACHE_DIR")
+    os.environ["AMT_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if before is None:
+        del os.environ["AMT_CACHE_DIR"]
+    else:
+        os.environ["AMT_CACHE_DIR"] = before
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> Path:
     """A data folder holding ``synth-tiny``, as ``data=synth data.preset=tiny`` expects it."""

@@ -44,8 +44,8 @@ def test_the_core_transcribes_and_each_extra_adds_one_job(wheel):
     requires = metadata.get_all("Requires-Dist")
     core = {r.split(">")[0].split("<")[0].split("=")[0].strip() for r in requires if "extra ==" not in r}
     assert {"torch", "numpy", "soundfile", "pretty_midi", "mir_eval"} <= core
-    assert not core & {"lightning", "wandb", "music21", "pyfluidsynth", "hydra-optuna-sweeper"}
-    assert {"train", "sweep", "corpus", "all", "dev"} <= set(metadata.get_all("Provides-Extra"))
+    assert not core & {"lightning", "wandb", "music21", "pyfluidsynth", "hydra-optuna-sweeper", "onnxruntime"}
+    assert {"train", "sweep", "corpus", "fast", "all", "dev"} <= set(metadata.get_all("Provides-Extra"))
 
 
 @pytest.mark.slow
