@@ -3,12 +3,13 @@
     python scripts/compare.py --recordings data/synth-varied/recordings --split test --out outputs/compare/varied
 
 Every system writes a note csv per recording: amt's through ``amt.transcribe.transcribe_file`` (file
-to MIDI and csv, timed per file after the model is loaded; ``--engine`` as for ``amt transcribe``), the peers through scripts/peer_runner.py
-in their own virtual environments (timed per file after a warm-up): basic-pitch (``make basic-pitch``),
-transkun and harmonica-amt (``make transkun``, ``make harmonica``). One scorer rates them all
-(``amt.evaluate``, predictions mode): frame F1 on the context models' 23 ms grid, note F1 onset-only
-(50 ms) and with offsets (ratio 0.2), re-attacks per reference note, and the real-time factor (audio
-seconds per wall-clock second) on this machine; ``--diagnostics`` adds where each system loses notes.
+to MIDI and csv, timed per file after the model is loaded; ``--engine`` as for ``amt transcribe``),
+the peers through scripts/peer_runner.py in their own virtual environments (timed per file after a
+warm-up): basic-pitch (``make basic-pitch``), transkun and harmonica-amt (``make transkun``, ``make
+harmonica``). One scorer rates them all (``amt.evaluate``, predictions mode): frame F1 on the context
+models' 23 ms grid, note F1 onset-only (50 ms), with offsets (ratio 0.2) and with velocity, re-attacks
+per reference note, and the real-time factor (audio seconds per wall-clock second) on this machine;
+``--diagnostics`` adds where each system loses notes.
 
 A corpus whose corpus.json says which recordings are solo piano is scored in two blocks, piano and
 ensemble. Peers' outputs are cached under ``OUT/systems`` with each recording's audio checksum, so a
