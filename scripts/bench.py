@@ -18,8 +18,9 @@ steady-state rate (the first steps of every run are warm-up and not timed). Repo
 * transcription speed (``--rtf-minutes``): the real-time factor (audio seconds per wall-clock
   second) of :func:`~amt.transcribe.transcribe_file` on a synthesised recording, end to end from
   the wav file to the MIDI file and note csv, for the bundled cnn_multi at the report's hop and at a
-  4× finer one, and for the default model (the context model, onsets decoder); models are loaded
-  once before timing, as ``amt transcribe`` does for many files.
+  4× finer one, and for the default model (the context model, onsets decoder) run by PyTorch and by
+  ONNX Runtime (:mod:`amt.engine`, when installed); models are loaded once before timing, as
+  ``amt transcribe`` does for many files.
 
 Runs alternate between the contenders; each figure is the median over ``--repeats`` runs, next to
 the best run (what an otherwise idle machine gives), since the machines this runs on are shared
@@ -52,6 +53,7 @@ from amt.checkpoint import CNN_MULTI_CHECKPOINT, load
 from amt.data.datamodule import SpectraDataset
 from amt.data.render import Track, render_harmonic
 from amt.decode import default_decoder
+from amt.engine import model_for, onnx_installed
 from amt.grid import FrameGrid
 from amt.labels import REPORT_NOTES
 from amt.models.cnn import CNN1Layer, CNNMulti, SameConv1d
@@ -310,7 +312,11 @@ def main(argv: list[str] | None = None) -> None:
             as_shipped = TranscribeSettings(
                 decoder=default_decoder(default.model.context), decoder_config=default.decoder_config
             )
-            contenders["default model"] = functools.partial(real_time_factor, audio, default.model, as_shipped, seconds)
+            for engine in ("torch", "onnx") if onnx_installed() else ("torch",):
+                model = model_for(default, engine)
+                contenders[f"default model, {engine}"] = functools.partial(
+                    real_time_factor, audio, model, as_shipped, seconds
+                )
             rtf = timed(args.repeats, contenders)
 
     print(
