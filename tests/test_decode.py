@@ -10,7 +10,7 @@ from amt.decode import DecoderConfig, Frames, decode
 from amt.errors import AmtError
 from amt.grid import WINDOW_GRID
 from amt.labels import PIANO_KEYS, REPORT_NOTES
-from amt.notes import NoteEvent, piano_roll
+from amt.notes import NoteEvent, piano_roll, write_midi
 
 HOP_S = WINDOW_GRID.hop_s
 C4 = REPORT_NOTES.index(60)
@@ -117,7 +117,7 @@ def test_the_top_octave_decodes_in_the_88_key_space():
     ]
 
 
-def test_a_velocity_head_sets_each_notes_velocity_at_its_onset():
+def test_a_velocity_head_sets_each_notes_velocity_at_its_onset(tmp_path):
     sustain = keys(8, C4=[0.9] * 3 + [0] + [0.9] * 3)
     onsets = keys(8, C4=[0.9, 0, 0, 0, 0.9])
     velocities = keys(8, C4=[0.25, 0.9, 0.9, 0, 0.75])
@@ -126,6 +126,9 @@ def test_a_velocity_head_sets_each_notes_velocity_at_its_onset():
     assert [e.velocity for e in events] == [round(0.25 * 127), round(0.75 * 127)]
     without = decode("onsets", Frames(WINDOW_GRID, sustain, onsets), config)
     assert [e.velocity for e in without] == [round(0.9 * 127)] * 2  # the peak frame probability
+    write_midi(events, tmp_path / "velocities.mid")
+    (track,) = pretty_midi.PrettyMIDI(str(tmp_path / "velocities.mid")).instruments
+    assert [note.velocity for note in track.notes] == [e.velocity for e in events]
 
 
 def test_an_offset_peak_ends_a_note_before_its_frames_fade():
