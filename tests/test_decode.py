@@ -9,7 +9,7 @@ import pytest
 from amt.decode import DecoderConfig, Frames, decode
 from amt.errors import AmtError
 from amt.grid import WINDOW_GRID
-from amt.labels import PIANO_KEYS, REPORT_NOTES
+from amt.labels import PIANO_KEYS, REPORT_NOTES, LabelSpace
 from amt.notes import NoteEvent, piano_roll, write_midi
 
 HOP_S = WINDOW_GRID.hop_s
@@ -26,11 +26,11 @@ def frame_span(event: NoteEvent) -> tuple[int, int]:
     return round(event.onset_s / HOP_S), round(event.offset_s / HOP_S)
 
 
-def probabilities(n: int, **active: list[float]) -> np.ndarray:
-    """``[n, 81]`` zeros with the given pitch columns (by note name) set from frame 0."""
-    out = np.zeros((n, REPORT_NOTES.notes), dtype=np.float32)
+def probabilities(n: int, space: LabelSpace = REPORT_NOTES, **active: list[float]) -> np.ndarray:
+    """``[n, notes]`` zeros with the given pitch columns (by note name) set from frame 0."""
+    out = np.zeros((n, space.notes), dtype=np.float32)
     for name, values in active.items():
-        out[: len(values), REPORT_NOTES.index(pretty_midi.note_name_to_number(name))] = values
+        out[: len(values), space.index(pretty_midi.note_name_to_number(name))] = values
     return out
 
 
@@ -101,11 +101,8 @@ def test_decoder_input_and_config_errors():
 
 
 def keys(n: int, **active: list[float]) -> np.ndarray:
-    """As :func:`probabilities`, in the 88-key label space."""
-    out = np.zeros((n, PIANO_KEYS.notes), dtype=np.float32)
-    for name, values in active.items():
-        out[: len(values), PIANO_KEYS.index(pretty_midi.note_name_to_number(name))] = values
-    return out
+    """:func:`probabilities` in the 88-key label space."""
+    return probabilities(n, PIANO_KEYS, **active)
 
 
 def test_the_top_octave_decodes_in_the_88_key_space():
