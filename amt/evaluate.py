@@ -241,8 +241,7 @@ THRESHOLD_GRID = tuple(round(0.1 * k, 2) for k in range(1, 10))
 
 TUNED = {"naive": ("threshold",), "hysteresis": ("on", "off"), "onsets": ("onset_threshold", "off", "min_note_s")}
 """The settings :func:`tune_thresholds` searches, per decoder (and, for a model with an offset head,
-``offset_threshold`` and ``end_at_offsets``: :data:`ENDINGS`)."""
-ENDINGS = ("offset_threshold", "end_at_offsets")
+``offset_threshold`` and ``end_at_offsets`` after them)."""
 MIN_NOTE_GRID = (0.0, 0.05, 0.1)
 """Shortest notes kept (s) tried for the onsets decoder: at a 23 ms hop, 15% of the corpus's notes
 last under 0.1 s, the default made for one-frame blips at the 93 ms hop."""
