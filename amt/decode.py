@@ -191,11 +191,11 @@ def _decode(
     """Segment every pitch and turn its frame spans into notes. A note's velocity is the model's
     velocity at its first frame when it has a velocity head, else its peak probability × 127 (a
     model's confidence, not a dynamic)."""
-    probabilities, times, half_hop = frames.probabilities, frames.times, frames.grid.hop_s / 2
+    probabilities, times, half_hop, labels = frames.probabilities, frames.times, frames.grid.hop_s / 2, frames.labels
     if onset_frames is None:
         onset_frames = np.zeros(probabilities.shape, dtype=bool)
     events = []
-    for index in range(frames.labels.notes):
+    for index in range(labels.notes):
         offsets = None if offset_frames is None else offset_frames[:, index]
         for start, end in segmenter.spans(probabilities[:, index], onset_frames[:, index], offsets):
             if frames.velocities is not None:
@@ -206,7 +206,7 @@ def _decode(
                 NoteEvent(
                     onset_s=max(float(times[start]) - half_hop, 0.0),
                     offset_s=float(times[end - 1]) + half_hop,
-                    pitch=frames.labels.midi(index),
+                    pitch=labels.midi(index),
                     velocity=int(np.clip(round(level * 127), 1, 127)),
                 )
             )

@@ -63,7 +63,7 @@ def frame_targets(recording: Recording, frames: int, grid: FrameGrid, labels: La
     frame, _ = labels.cut(sounding_at(notes, grid.centres(frames)))
     targets = {name: np.zeros(frame.shape, dtype=np.uint8) for name in TARGETS}
     targets["frame"][:] = frame
-    inside = np.array([pitch in labels for pitch in notes.note], dtype=bool)
+    inside = (notes.note >= labels.lowest) & (notes.note <= labels.highest)
     rows = notes.note[inside] - labels.lowest
     onsets = grid.frame_of(notes.start[inside], frames)
     targets["onset"][onsets, rows] = 1
