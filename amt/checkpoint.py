@@ -25,19 +25,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from amt.bundled import DEFAULT_CHECKPOINT
 from amt.decode import DecoderConfig
 from amt.errors import AmtError
 from amt.files import write_atomically
-from amt.grid import WINDOW_SIZE, FrameGrid
+from amt.grid import WINDOW_SIZE, FrameGrid, own_grid
 from amt.models.base import TranscriptionModel
 
 log = logging.getLogger(__name__)
-
-WEIGHTS = Path(__file__).resolve().parent / "weights"
-DEFAULT_CHECKPOINT = WEIGHTS / "default.ckpt"
-"""The model ``amt transcribe`` uses without ``--ckpt`` (see amt/weights/README.md)."""
-CNN_MULTI_CHECKPOINT = WEIGHTS / "cnn_multi.ckpt"
-"""The report's multi-layer CNN trained on the default corpus, bundled for comparison (``--ckpt``)."""
 
 DECODER_CONFIG_KEY = "decoder_config"
 """Where a checkpoint's hyperparameters keep its tuned decoder settings."""
@@ -237,15 +232,13 @@ class Checkpoint:
         (default: the report's back-to-back windows). A ``hop`` a context model cannot follow is ignored
         with a warning."""
         if self.model.grid is not None:
-            if hop is not None and hop != self.model.grid.hop:
-                log.warning(
-                    "--hop %d is ignored: %s is a context model, which transcribes at its own hop (%d samples)",
-                    hop,
-                    self.path.name,
-                    self.model.grid.hop,
-                )
-            return self.model.grid
+            return own_grid(self.model.grid, hop, self.path.name)
         return FrameGrid(hop if hop is not None else WINDOW_SIZE)
+
+    @property
+    def context(self) -> bool:
+        """Whether the model is a context model (on its own grid, with an onset head)."""
+        return self.model.context
 
     def save_decoder_config(self, config: DecoderConfig) -> None:
         """Store ``config`` in the checkpoint file (atomically), where :func:`load` finds it next time."""

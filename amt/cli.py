@@ -29,6 +29,7 @@ from amt.errors import AmtError
 if TYPE_CHECKING:
     from amt.checkpoint import Checkpoint
     from amt.decode import DecoderConfig
+    from amt.engine import Exported
     from amt.transcribe import ModelRun, Outputs
 
 console = Console()
@@ -350,7 +351,7 @@ def _decoder_choice(parser: argparse.ArgumentParser, **options) -> None:
     )
 
 
-def _decoder_config(args: argparse.Namespace, checkpoint: Checkpoint) -> DecoderConfig:
+def _decoder_config(args: argparse.Namespace, checkpoint: Checkpoint | Exported) -> DecoderConfig:
     """The decoder options given, over the settings saved with the checkpoint (``amt tune --save``)."""
     from amt.decode import DecoderConfig
 
@@ -358,21 +359,26 @@ def _decoder_config(args: argparse.Namespace, checkpoint: Checkpoint) -> Decoder
     return replace(checkpoint.decoder_config, **given)
 
 
-def _model_run(args: argparse.Namespace, checkpoint: Checkpoint, decoders: Sequence[str] | None) -> ModelRun:
-    """The checkpoint's model with ``decoders`` (None: the model's default decoder), on its frame grid."""
+def _model_run(args: argparse.Namespace, checkpoint: Checkpoint | Exported, decoders: Sequence[str] | None) -> ModelRun:
+    """The checkpoint's model with ``decoders`` (None: the model's default decoder), on its frame grid.
+    An :class:`amt.engine.Exported` model runs without PyTorch, so its threads are ONNX Runtime's only."""
     from amt.decode import default_decoder
-    from amt.engine import model_for
+    from amt.engine import Exported, model_for
     from amt.threads import ThreadSettings, usable_cores
     from amt.transcribe import ModelRun, resolve_device
 
-    threads = ThreadSettings(intra_op=args.threads).apply(args.cpu_load, wait=True)
+    settings = ThreadSettings(intra_op=args.threads)
+    if isinstance(checkpoint, Exported):
+        threads = settings.intra_op_threads(args.cpu_load, wait=True)
+    else:
+        threads = settings.apply(args.cpu_load, wait=True)
     if threads < usable_cores() and args.threads == "auto":
         logging.getLogger("amt").info("other programs keep the CPU busy: %d of %d cores used", threads, usable_cores())
-    device = str(resolve_device(args.device))
+    device = resolve_device(args.device)
     return ModelRun(
-        model_for(checkpoint, args.engine, device),
+        model_for(checkpoint, args.engine, device, threads),
         checkpoint.grid(args.hop),
-        tuple(decoders or [default_decoder(checkpoint.model.context)]),
+        tuple(decoders or [default_decoder(checkpoint.context)]),
         _decoder_config(args, checkpoint),
         args.batch_size,
         device,
@@ -418,6 +424,14 @@ def _load(args: argparse.Namespace) -> Checkpoint:
     return load(args.ckpt)
 
 
+def _load_to_run(args: argparse.Namespace) -> Checkpoint | Exported:
+    """The checkpoint to transcribe with: its cached ONNX graph and card when ONNX Runtime runs it
+    (no PyTorch to import, no tensors to read), else the checkpoint itself."""
+    from amt.engine import exported
+
+    return exported(args.ckpt, args.engine, args.device) or _load(args)
+
+
 # --- amt transcribe ------------------------------------------------------------------------------
 
 
@@ -437,7 +451,7 @@ def _transcribe(args: argparse.Namespace) -> None:
 def _transcribe_all(args: argparse.Namespace, outputs: list[Outputs]) -> None:
     from amt.transcribe import TranscribeSettings, score_line, transcribe_file
 
-    run = _model_run(args, _load(args), [args.decoder] if args.decoder else None)
+    run = _model_run(args, _load_to_run(args), [args.decoder] if args.decoder else None)
     settings = TranscribeSettings(
         grid=run.grid,
         batch_size=run.batch_size,

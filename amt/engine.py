@@ -4,10 +4,13 @@ ONNX Runtime runs the context models' convolutions several times faster than PyT
 README gives the measurements). The graph is exported from the checkpoint's model by PyTorch's own
 exporter (``torch.onnx.export(dynamo=True)``, the number of frames left free) the first time a
 checkpoint runs this way, and kept in a cache folder (``AMT_CACHE_DIR``, default
-``~/.cache/amt/onnx``) under the checkpoint file's checksum: the checkpoint stays the one owner of the
-weights and the settings, and a changed checkpoint is exported again. ``engine="auto"`` picks ONNX
-Runtime for a context model on the CPU when the ``fast`` extra is installed (``pip install
-'amt[fast]'``), else PyTorch.
+``~/.cache/amt/onnx``) under the checkpoint file's checksum, beside its :class:`ModelCard` (what
+running and decoding the graph needs besides the weights). The checkpoint stays the one owner of the
+weights and the settings: a changed checkpoint is exported again. Once both are cached,
+:func:`exported` lets ``amt transcribe`` run without reading the checkpoint's tensors or importing
+PyTorch, which is most of its start-up. ``engine="auto"`` picks ONNX Runtime for a context model on
+the CPU when the ``fast`` extra is installed (``pip install 'amt[fast]'``), else PyTorch. This module
+imports PyTorch only to export.
 """
 
 from __future__ import annotations
@@ -16,18 +19,27 @@ import contextlib
 import hashlib
 import importlib.util
 import io
+import json
 import logging
 import os
 import warnings
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+import numpy as np
 
-from amt.checkpoint import Checkpoint
+from amt.bundled import DEFAULT_CHECKPOINT
+from amt.decode import DecoderConfig
 from amt.errors import AmtError
-from amt.files import write_atomically
-from amt.models.base import TranscriptionModel
+from amt.features import LogFrequency
+from amt.files import write_atomically, write_json
+from amt.grid import FrameGrid, own_grid
+from amt.labels import LabelSpace
+
+if TYPE_CHECKING:
+    from amt.checkpoint import Checkpoint
+    from amt.models.base import TranscriptionModel
 
 log = logging.getLogger(__name__)
 
@@ -62,16 +74,78 @@ def choose(engine: str, model: TranscriptionModel, device: str = "cpu") -> str:
     return engine
 
 
-class _Heads(nn.Module):
-    """The model with its heads as a tuple, in a fixed order (what the exporter takes)."""
+@dataclass(frozen=True)
+class ModelCard:
+    """What running an exported context model and decoding its output need besides its graph: the
+    frame grid, the bands, the label space and the decoder settings saved with the checkpoint."""
 
-    def __init__(self, model: TranscriptionModel, heads: list[str]):
-        super().__init__()
-        self.model, self.heads = model, heads
+    grid: FrameGrid
+    bands: LogFrequency
+    labels: LabelSpace
+    decoder_config: DecoderConfig
 
-    def forward(self, spectrogram: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        outputs = self.model(spectrogram)
-        return tuple(outputs[name] for name in self.heads)
+    @classmethod
+    def of(cls, checkpoint: Checkpoint) -> ModelCard:
+        model = checkpoint.model
+        return cls(model.grid, model.bands, model.labels, checkpoint.decoder_config)
+
+    def to_json(self) -> dict:
+        return {
+            "hop": self.grid.hop,
+            "window": self.grid.window,
+            "bands": asdict(self.bands),
+            "notes": self.labels.notes,
+            "decoder_config": asdict(self.decoder_config),
+        }
+
+    @classmethod
+    def from_json(cls, card: dict) -> ModelCard:
+        return cls(
+            FrameGrid(card["hop"], card["window"]),
+            LogFrequency(**card["bands"]),
+            LabelSpace(card["notes"]),
+            DecoderConfig(**card["decoder_config"]),
+        )
+
+
+@dataclass(frozen=True)
+class Exported:
+    """A checkpoint whose graph and card are cached: all that transcribing with it needs, with the same
+    ``grid``, ``decoder_config`` and ``context`` a loaded :class:`amt.checkpoint.Checkpoint` has."""
+
+    path: Path
+    graph: Path
+    card: ModelCard
+    context = True
+
+    @property
+    def decoder_config(self) -> DecoderConfig:
+        return self.card.decoder_config
+
+    def grid(self, hop: int | None = None) -> FrameGrid:
+        return own_grid(self.card.grid, hop, self.path.name)
+
+
+def _cached(path: Path) -> tuple[Path, Path]:
+    """Where the graph and the card of the checkpoint at ``path`` are cached."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return cache_folder() / f"{digest}.onnx", cache_folder() / f"{digest}.json"
+
+
+def exported(ckpt: str | os.PathLike | None, engine: str = "auto", device: str = "cpu") -> Exported | None:
+    """The checkpoint ``ckpt`` (default: the bundled model) as its cached graph and card, when ONNX
+    Runtime is to run it and both are cached; None otherwise (then load the checkpoint itself)."""
+    path = Path(ckpt) if ckpt is not None else DEFAULT_CHECKPOINT
+    if engine not in ("auto", "onnx") or device != "cpu" or not path.is_file() or not onnx_installed():
+        return None
+    graph, card = _cached(path)
+    if not (graph.is_file() and card.is_file()):
+        return None
+    try:
+        return Exported(path, graph, ModelCard.from_json(json.loads(card.read_text())))
+    except (OSError, ValueError, KeyError, TypeError, AmtError):
+        log.info("%s: an unreadable model card; the checkpoint is read instead", card)
+        return None
 
 
 @contextlib.contextmanager
@@ -93,6 +167,19 @@ def _quiet_exporter():
 
 def export(model: TranscriptionModel, path: Path) -> None:
     """Write ``model``'s ONNX graph to ``path`` (atomically), with one input and a named output per head."""
+    import torch
+
+    class Heads(torch.nn.Module):
+        """The model with its heads as a tuple, in a fixed order (what the exporter takes)."""
+
+        def __init__(self, heads: list[str]):
+            super().__init__()
+            self.model, self.heads = model, heads
+
+        def forward(self, spectrogram: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            outputs = self.model(spectrogram)
+            return tuple(outputs[name] for name in self.heads)
+
     example = torch.zeros(1, EXPORT_FRAMES, model.bins)
     with torch.inference_mode():
         heads = list(model.eval()(example))
@@ -101,7 +188,7 @@ def export(model: TranscriptionModel, path: Path) -> None:
     def write(tmp: str) -> None:
         with _quiet_exporter():
             torch.onnx.export(
-                _Heads(model, heads).eval(),
+                Heads(heads).eval(),
                 (example,),
                 tmp,
                 input_names=[INPUT],
@@ -115,38 +202,52 @@ def export(model: TranscriptionModel, path: Path) -> None:
     write_atomically(path, ".onnx", write)
 
 
-class OnnxContextModel(TranscriptionModel):
-    """A context model whose forward pass ONNX Runtime runs: the same grid, bands and label space, and
-    the same ``{head: logits}`` output, from the exported graph at ``graph``."""
-
-    context = True
-
-    def __init__(self, model: TranscriptionModel, graph: Path, threads: int):
-        import onnxruntime
-
-        super().__init__(model.bins)
-        self.grid, self.bands, self.labels = model.grid, model.bands, model.labels
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-        options.log_severity_level = 3  # errors only
-        self.session = onnxruntime.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
-        self.heads = [output.name for output in self.session.get_outputs()]
-
-    def forward(self, spectrogram: torch.Tensor) -> dict[str, torch.Tensor]:
-        outputs = self.session.run(None, {INPUT: spectrogram.detach().cpu().numpy()})
-        return {name: torch.from_numpy(values) for name, values in zip(self.heads, outputs, strict=True)}
-
-
-def checksum(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def model_for(checkpoint: Checkpoint, engine: str, device: str = "cpu") -> TranscriptionModel:
-    """The checkpoint's model as ``engine`` runs it (the graph exported and cached on first use)."""
-    if choose(engine, checkpoint.model, device) == "torch":
-        return checkpoint.model
-    graph = cache_folder() / f"{checksum(checkpoint.path)}.onnx"
+def export_once(checkpoint: Checkpoint) -> Exported:
+    """The checkpoint's graph (exported unless already cached) and its card (written afresh: a few
+    hundred bytes, and a card left unreadable by an older amt is mended)."""
+    graph, card = _cached(checkpoint.path)
     if not graph.is_file():
         log.info("exporting %s to ONNX once (%s)", checkpoint.path.name, graph)
         export(checkpoint.model, graph)
-    return OnnxContextModel(checkpoint.model, graph, torch.get_num_threads())
+    model_card = ModelCard.of(checkpoint)
+    write_json(model_card.to_json(), card)
+    return Exported(checkpoint.path, graph, model_card)
+
+
+class OnnxContextModel:
+    """A context model whose forward pass ONNX Runtime runs: the same grid, bands and label space as
+    the model, and the same heads' logits (:meth:`logits`), from an exported graph."""
+
+    context = True
+
+    def __init__(self, exported: Exported, threads: int):
+        import onnxruntime
+
+        self.grid, self.bands, self.labels = exported.card.grid, exported.card.bands, exported.card.labels
+        self.bins = self.bands.bands
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        options.log_severity_level = 3  # errors only
+        self.session = onnxruntime.InferenceSession(str(exported.graph), options, providers=["CPUExecutionProvider"])
+        self.heads = [output.name for output in self.session.get_outputs()]
+
+    def logits(self, spectrogram: np.ndarray) -> dict[str, np.ndarray]:
+        """``{head: logits [batch, frames, notes]}`` of a spectrogram excerpt ``[batch, frames, bins]``."""
+        outputs = self.session.run(None, {INPUT: np.ascontiguousarray(spectrogram, dtype=np.float32)})
+        return dict(zip(self.heads, outputs, strict=True))
+
+
+def model_for(
+    checkpoint: Checkpoint | Exported, engine: str, device: str = "cpu", threads: int | None = None
+) -> TranscriptionModel | OnnxContextModel:
+    """The checkpoint's model as ``engine`` runs it (the graph exported and cached on first use), ONNX
+    Runtime on ``threads`` (default: as many as PyTorch uses, or every usable core without PyTorch)."""
+    if isinstance(checkpoint, Exported):
+        from amt.threads import usable_cores
+
+        return OnnxContextModel(checkpoint, threads or usable_cores())
+    if choose(engine, checkpoint.model, device) == "torch":
+        return checkpoint.model
+    import torch
+
+    return OnnxContextModel(export_once(checkpoint), threads or torch.get_num_threads())

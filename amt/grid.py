@@ -12,6 +12,7 @@ evaluation all read the grid instead of a hop of their own.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,6 +67,19 @@ class FrameGrid:
         """The frame whose interval holds each sample index, clipped to ``0 .. frames - 1``."""
         first_edge = self.window // 2 - self.hop // 2
         return np.clip((np.asarray(samples, dtype=np.int64) - first_edge) // self.hop, 0, frames - 1)
+
+
+def own_grid(grid: FrameGrid, hop: int | None, name: str) -> FrameGrid:
+    """A context model's ``grid``, which it keeps whatever ``hop`` was asked for (with a warning when
+    that differs: a context model transcribes only on the grid it was trained on). ``name``: the model."""
+    if hop is not None and hop != grid.hop:
+        logging.getLogger(__name__).warning(
+            "--hop %d is ignored: %s is a context model, which transcribes at its own hop (%d samples)",
+            hop,
+            name,
+            grid.hop,
+        )
+    return grid
 
 
 WINDOW_GRID = FrameGrid(hop=WINDOW_SIZE)

@@ -11,21 +11,29 @@ Models come from checkpoints (:mod:`amt.checkpoint`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from rich.progress import Progress
+from scipy.special import expit
 
 from amt.audio import load_audio, peak_normalise, spectra, windows_around
 from amt.decode import DecoderConfig, Frames, check_decoders, decode
+from amt.engine import OnnxContextModel
 from amt.errors import AmtError
 from amt.grid import WINDOW_GRID, FrameGrid
 from amt.labels import read_musicnet_csv
-from amt.models.base import TranscriptionModel
 from amt.notes import NOTE_CSV_SUFFIX, NoteEvent, events_from_musicnet, write_midi, write_note_csv
+
+if TYPE_CHECKING:
+    import torch
+
+    from amt.models.base import TranscriptionModel
+
+    Model = TranscriptionModel | OnnxContextModel
 
 CHUNK_WINDOWS = 8_192
 """Windows cut, transformed and classified at a time (≈ 134 MB of float32 windows)."""
@@ -38,18 +46,24 @@ CONTEXT_MARGIN = 128
 # --- the device and the frames --------------------------------------------------------------------
 
 
-def resolve_device(name: str) -> torch.device:
-    """``cpu``, ``cuda`` or ``cuda:N``, refusing a GPU that is not there."""
+def resolve_device(name: str) -> str:
+    """``cpu``, ``cuda`` or ``cuda:N``, refusing a GPU that is not there (PyTorch is imported only for a GPU)."""
+    if name == "cpu":
+        return name
+    import torch
+
     try:
         device = torch.device(name)
     except RuntimeError:
         raise AmtError(f"unknown device '{name}' (use cpu or cuda)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise AmtError("--device cuda: no CUDA GPU is available")
-    return device
+    return str(device)
 
 
 def _classify(model: TranscriptionModel, features: np.ndarray, batch_size: int, device: torch.device) -> np.ndarray:
+    import torch
+
     notes = model.labels.notes
     out = np.empty((len(features), notes), dtype=np.float32)
     for start in range(0, len(features), batch_size):
@@ -57,13 +71,13 @@ def _classify(model: TranscriptionModel, features: np.ndarray, batch_size: int, 
         logits = model(batch)
         if logits.shape != (len(batch), notes):
             raise AmtError(f"the model returned shape {tuple(logits.shape)}, expected [batch, {notes}]")
-        out[start : start + len(batch)] = _finite_probabilities(logits)
+        out[start : start + len(batch)] = _finite_probabilities(logits.float().cpu().numpy())
     return out
 
 
 def frame_probabilities(
     samples: np.ndarray,
-    model: TranscriptionModel,
+    model: Model,
     grid: FrameGrid | None = None,
     batch_size: int = 1024,
     device: str | torch.device = "cpu",
@@ -78,13 +92,15 @@ def frame_probabilities(
     """
     if batch_size < 1:
         raise AmtError(f"batch size must be positive, got {batch_size}")
-    device = torch.device(device)
     if model.context:
         if grid is not None and grid != model.grid:
             raise AmtError(
                 f"a context model transcribes on its own frame grid (hop {model.grid.hop}), not hop {grid.hop}"
             )
         return context_probabilities(samples, model, device, progress, description)
+    import torch
+
+    device = torch.device(device)
     grid = grid or WINDOW_GRID
     centres = grid.recording_centres(len(samples))
     probabilities = np.empty((len(centres), model.labels.notes), dtype=np.float32)
@@ -102,15 +118,32 @@ def frame_probabilities(
     return Frames(grid, probabilities)
 
 
-def _finite_probabilities(logits: torch.Tensor) -> np.ndarray:
-    if not torch.isfinite(logits).all():
+def _finite_probabilities(logits: np.ndarray) -> np.ndarray:
+    if not np.isfinite(logits).all():
         raise AmtError("the model returned NaN or infinite logits (are its weights broken?)")
-    return torch.sigmoid(logits.float()).cpu().numpy()
+    return expit(logits.astype(np.float32, copy=False))
+
+
+def _head_logits(model: Model, device: str | torch.device) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+    """A context model's ``{head: logits}`` for a spectrogram excerpt ``[1, frames, bins]``, as arrays:
+    ONNX Runtime's directly, PyTorch's on ``device``."""
+    if isinstance(model, OnnxContextModel):
+        return model.logits
+    import torch
+
+    model = model.to(device).eval()
+
+    def logits(excerpt: np.ndarray) -> dict[str, np.ndarray]:
+        with torch.inference_mode():
+            outputs = model(torch.from_numpy(excerpt).to(device))
+        return {name: values.float().cpu().numpy() for name, values in outputs.items()}
+
+    return logits
 
 
 def context_probabilities(
     samples: np.ndarray,
-    model: TranscriptionModel,
+    model: Model,
     device: str | torch.device = "cpu",
     progress: Progress | None = None,
     description: str = "transcribing",
@@ -127,19 +160,18 @@ def context_probabilities(
     features = log_frequency_spectrogram(samples, model.grid, model.bands)
     heads: dict[str, np.ndarray] = {}
     task = progress.add_task(description, total=len(features)) if progress is not None else None
-    model = model.to(device).eval()
-    with torch.inference_mode():
-        for start in range(0, len(features), CONTEXT_CHUNK):
-            stop = min(start + CONTEXT_CHUNK, len(features))
-            first, last = max(0, start - CONTEXT_MARGIN), min(len(features), stop + CONTEXT_MARGIN)
-            outputs = model(torch.from_numpy(features[first:last]).to(device).unsqueeze(0))
-            keep = slice(start - first, stop - first)
-            for name, logits in outputs.items():
-                if name not in heads:
-                    heads[name] = np.empty((len(features), logits.shape[-1]), dtype=np.float32)
-                heads[name][start:stop] = _finite_probabilities(logits[0, keep])
-            if task is not None:
-                progress.advance(task, stop - start)
+    head_logits = _head_logits(model, device)
+    for start in range(0, len(features), CONTEXT_CHUNK):
+        stop = min(start + CONTEXT_CHUNK, len(features))
+        first, last = max(0, start - CONTEXT_MARGIN), min(len(features), stop + CONTEXT_MARGIN)
+        outputs = head_logits(features[None, first:last])
+        keep = slice(start - first, stop - first)
+        for name, logits in outputs.items():
+            if name not in heads:
+                heads[name] = np.empty((len(features), logits.shape[-1]), dtype=np.float32)
+            heads[name][start:stop] = _finite_probabilities(logits[0, keep])
+        if task is not None:
+            progress.advance(task, stop - start)
     if task is not None:
         progress.remove_task(task)
     if not heads:  # a recording shorter than one frame
@@ -154,7 +186,7 @@ class ModelRun:
     """A model, the frame grid it runs on (default: a context model's own, else the report's windows),
     and how to decode its output (one system per decoder)."""
 
-    model: TranscriptionModel
+    model: Model
     grid: FrameGrid | None = None
     decoders: tuple[str, ...] = ("hysteresis",)
     config: DecoderConfig = DecoderConfig()
@@ -308,7 +340,7 @@ class Transcription:
 def transcribe_file(
     audio: Path,
     outputs: Outputs,
-    model: TranscriptionModel,
+    model: Model,
     settings: TranscribeSettings | None = None,
     labels: Path | None = None,
     progress: Progress | None = None,

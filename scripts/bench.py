@@ -20,7 +20,11 @@ steady-state rate (the first steps of every run are warm-up and not timed). Repo
   the wav file to the MIDI file and note csv, for the bundled cnn_multi at the report's hop and at a
   4× finer one, and for the default model (the context model, onsets decoder) run by PyTorch and by
   ONNX Runtime (:mod:`amt.engine`, when installed); models are loaded once before timing, as
-  ``amt transcribe`` does for many files.
+  ``amt transcribe`` does for many files;
+* start-up (``--startup``): the wall time of the whole ``amt transcribe`` command on a two-second
+  recording with the default model, from the shell to the files written (the transcription itself
+  takes milliseconds), by PyTorch and by ONNX Runtime from its cached graph, which skips importing
+  PyTorch (:func:`amt.engine.exported`).
 
 Runs alternate between the contenders; each figure is the median over ``--repeats`` runs, next to
 the best run (what an otherwise idle machine gives), since the machines this runs on are shared
@@ -49,7 +53,8 @@ from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 
 from amt.audio import SAMPLE_RATE, WINDOW_SIZE, save_audio
-from amt.checkpoint import CNN_MULTI_CHECKPOINT, load
+from amt.bundled import CNN_MULTI_CHECKPOINT
+from amt.checkpoint import load
 from amt.data.datamodule import SpectraDataset
 from amt.data.render import Track, render_harmonic
 from amt.decode import default_decoder
@@ -175,6 +180,14 @@ def real_time_factor(audio: Path, model: nn.Module, settings: TranscribeSettings
     return seconds / (time.perf_counter() - start)
 
 
+def startup_seconds(audio: Path, engine: str) -> float:
+    """Wall time of ``amt transcribe AUDIO`` with the default model in a fresh interpreter."""
+    start = time.perf_counter()
+    command = [sys.executable, "-m", "amt", "transcribe", str(audio), "-o", str(audio.with_suffix(".mid"))]
+    subprocess.run([*command, "--engine", engine], check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
 class _TorchConv1d(nn.Conv1d):
     """``nn.Conv1d`` on ``[batch, length]``: the reference :class:`SameConv1d` replaces."""
 
@@ -245,6 +258,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reference", action="store_true", help="also time the bare loop with nn.Conv1d")
     parser.add_argument(
         "--rtf-minutes", type=float, default=5.0, help="length of the recording transcribed (default 5; 0 skips)"
+    )
+    parser.add_argument(
+        "--startup",
+        type=int,
+        default=3,
+        help="timed runs of amt transcribe per engine for start-up (default 3; 0 skips)",
     )
     parser.add_argument(
         "--busy", type=int, default=1, help="busy processes beside the busy-machine rows (default 1; 0 skips them)"
@@ -318,6 +337,17 @@ def main(argv: list[str] | None = None) -> None:
                     real_time_factor, audio, model, as_shipped, seconds
                 )
             rtf = timed(args.repeats, contenders)
+    startup: dict[str, list[float]] = {}
+    if args.startup > 0:
+        with tempfile.TemporaryDirectory() as folder:
+            audio = Path(folder) / "short.wav"
+            synthetic_recording(audio, 2 / 60)
+            engines = {engine: functools.partial(startup_seconds, audio, engine) for engine in ("torch", "onnx")}
+            if not onnx_installed():
+                del engines["onnx"]
+            for run in engines.values():
+                run()  # untimed: exports the graph once, warms the file cache
+            startup = timed(args.startup, engines)
 
     print(
         f"amt bench: {args.model}, batch {args.batch_size}, {args.steps} steps a run ({WARMUP_STEPS} warm-up), "
@@ -353,6 +383,11 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"{'transcribe, ' + name:<32}{statistics.median(factors):>8,.0f}× real time (median; best "
             f"{max(factors):,.0f}×), {args.rtf_minutes:g}-minute wav → MIDI + csv"
+        )
+    for engine, seconds in startup.items():
+        print(
+            f"{'start-up, ' + engine:<32}{statistics.median(seconds):>8.2f} s (median; best {min(seconds):.2f} s), "
+            "amt transcribe of a two-second wav, command to files"
         )
 
 

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import soundfile
 
-from amt.checkpoint import CNN_MULTI_CHECKPOINT, DEFAULT_CHECKPOINT, load
+from amt.bundled import CNN_MULTI_CHECKPOINT, DEFAULT_CHECKPOINT
+from amt.checkpoint import load
 from amt.data.recordings import Recording, corpus_record, find_recordings
 from amt.engine import model_for
 from amt.evaluate import POOLED, evaluate

@@ -1,6 +1,9 @@
 """amt.engine: a context model run by ONNX Runtime, exported once per checkpoint, against PyTorch."""
 
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -8,7 +11,9 @@ import torch
 
 from amt import engine
 from amt.audio import SAMPLE_RATE, load_audio
-from amt.checkpoint import CNN_MULTI_CHECKPOINT, load
+from amt.bundled import CNN_MULTI_CHECKPOINT
+from amt.checkpoint import load
+from amt.cli import main
 from amt.errors import AmtError
 from amt.transcribe import context_probabilities
 
@@ -68,3 +73,33 @@ def test_engines_are_chosen_or_refused_in_one_line(context_checkpoint, monkeypat
     with pytest.raises(AmtError, match=r"pip install 'amt\[fast\]'"):
         engine.choose("onnx", load(context_checkpoint).model)
     assert not cache.exists()
+
+
+def test_a_cached_graph_transcribes_without_pytorch_and_writes_the_same_notes(
+    context_checkpoint, test_recording, tmp_path, cache
+):
+    """The first run exports the graph and its card; a later one, in a fresh interpreter, runs from them
+    and never imports torch (amt transcribe's start-up)."""
+    first, second = tmp_path / "first.mid", tmp_path / "second.mid"
+    command = ["transcribe", str(test_recording.wav), "--ckpt", str(context_checkpoint), "--threads", "1"]
+    main([*command, "-o", str(first)])
+    assert [p.suffix for p in sorted(cache.iterdir())] == [".json", ".onnx"]
+    code = (
+        "import sys; from amt.cli import main; "
+        f"main({[*command, '-o', str(second)]!r}); "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    environment = {**os.environ, "AMT_CACHE_DIR": str(cache.parent)}
+    subprocess.run([sys.executable, "-c", code], env=environment, check=True, capture_output=True, text=True)
+    assert first.with_suffix(".notes.csv").read_text() == second.with_suffix(".notes.csv").read_text()
+
+
+def test_an_unreadable_model_card_means_reading_the_checkpoint_again(context_checkpoint, cache):
+    engine.model_for(load(context_checkpoint), "onnx")
+    assert isinstance(engine.exported(context_checkpoint), engine.Exported)
+    (card,) = cache.glob("*.json")
+    card.write_text("{}")
+    assert engine.exported(context_checkpoint) is None
+    assert engine.exported(context_checkpoint, engine="torch") is None
+    engine.export_once(load(context_checkpoint))
+    assert engine.exported(context_checkpoint).card == engine.ModelCard.of(load(context_checkpoint))
