@@ -20,7 +20,7 @@ bench = load_bench()
 
 
 def test_bench_prints_every_figure(capsys):
-    bench.main(["--model", "cnn_1layer", "--steps", "30", "--repeats", "1", "--rtf-minutes", "0.1"])
+    bench.main(["--model", "cnn_1layer", "--steps", "30", "--repeats", "1", "--rtf-minutes", "0.1", "--startup", "1"])
     out = capsys.readouterr().out
     rows = (
         "bare PyTorch loop",
@@ -32,6 +32,8 @@ def test_bench_prints_every_figure(capsys):
         f"train ms/step, {bench.usable_cores()} threads (torch)",
         "inference windows/s, auto threads (amt)",
         "threads used, auto threads (amt)",
+        "start-up, torch",
+        "start-up, onnx",
     )
     for row in rows:
         assert row in out
