@@ -28,7 +28,7 @@ from pathlib import Path
 
 import soundfile
 
-from amt.bundled import CNN_MULTI_CHECKPOINT, DEFAULT_CHECKPOINT
+from amt.bundled import CNN_MULTI_CHECKPOINT, CONTEXT_DEFAULT_CHECKPOINT, DEFAULT_CHECKPOINT
 from amt.checkpoint import load
 from amt.data.recordings import Recording, corpus_record, find_recordings
 from amt.engine import model_for
@@ -136,8 +136,8 @@ def main(argv: list[str] | None = None) -> None:
         "--model",
         type=parse_model,
         action="append",
-        help="NAME=CKPT:DECODERS, repeatable (default: the bundled default model with its onsets decoder and "
-        "the report's cnn_multi with hysteresis)",
+        help="NAME=CKPT:DECODERS, repeatable (default: the bundled default and first-generation default models "
+        "with their onsets decoder, and the report's cnn_multi with hysteresis)",
     )
     parser.add_argument(
         "--peers",
@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     recordings = [r for chosen in sets.values() for r in chosen]
     models = args.model or [
         ("default", DEFAULT_CHECKPOINT, ["onsets"]),
+        ("context_default", CONTEXT_DEFAULT_CHECKPOINT, ["onsets"]),
         ("cnn_multi", CNN_MULTI_CHECKPOINT, ["hysteresis"]),
     ]
     seconds: dict[str, dict[str, float]] = {}

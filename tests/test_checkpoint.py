@@ -11,6 +11,7 @@ import torch
 
 from amt import checkpoint as checkpoints
 from amt.audio import SAMPLE_RATE, load_audio
+from amt.bundled import CONTEXT_DEFAULT_CHECKPOINT
 from amt.checkpoint import Preprocessed, load
 from amt.cli import main
 from amt.data.datamodule import SpectraDataModule
@@ -39,7 +40,7 @@ def test_checkpoint_loads_as_the_trained_model_with_the_default_decoder(checkpoi
 
 def test_a_checkpoint_carries_its_label_space_and_one_without_is_the_reports_81_notes(context_checkpoint):
     assert load(context_checkpoint).model.labels == PIANO_KEYS
-    bundled = load(checkpoints.DEFAULT_CHECKPOINT)
+    bundled = load(CONTEXT_DEFAULT_CHECKPOINT)
     assert "notes" not in bundled.contents["hyper_parameters"]["model_config"]
     assert bundled.model.labels == REPORT_NOTES and bundled.model.frame_head[-1].out_features == 81
 

@@ -88,10 +88,11 @@ def test_a_context_model_trains_on_augmented_sequences_and_its_checkpoint_transc
 
 
 @pytest.mark.slow
-def test_init_from_starts_training_from_the_bundled_default_model(run_env, tmp_path):
-    """With no training batches, the test split scores the initial weights: the default model's, or random ones."""
+def test_init_from_starts_training_from_a_bundled_model(run_env, tmp_path):
+    """With no training batches, the test split scores the initial weights: the first-generation default's
+    (its recipe is experiment=context_default), or random ones."""
     common = ["experiment=context_default", "data.preset=tiny", "logger=csv", "+trainer.limit_train_batches=0"]
-    train(run_env, *common, "init_from=amt/weights/default.ckpt", run=tmp_path / "default")
+    train(run_env, *common, "init_from=amt/weights/context_default.ckpt", run=tmp_path / "default")
     train(run_env, *common, run=tmp_path / "scratch")
     default, scratch = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("default", "scratch"))
     assert default["config"] == "context_default" and default["test/ap"] > 0.7 > 0.2 > scratch["test/ap"]
