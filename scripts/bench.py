@@ -18,9 +18,10 @@ steady-state rate (the first steps of every run are warm-up and not timed). Repo
 * transcription speed (``--rtf-minutes``): the real-time factor (audio seconds per wall-clock
   second) of :func:`~amt.transcribe.transcribe_file` on a synthesised recording, end to end from
   the wav file to the MIDI file and note csv, for the bundled cnn_multi at the report's hop and at a
-  4× finer one, and for the default model (the context model, onsets decoder) run by PyTorch and by
-  ONNX Runtime (:mod:`amt.engine`, when installed); models are loaded once before timing, as
-  ``amt transcribe`` does for many files;
+  4× finer one, and for the default model (the context model, onsets decoder) run by PyTorch, by
+  PyTorch with ``torch.compile`` (compiled in an untimed first run) and by ONNX Runtime
+  (:mod:`amt.engine`, when installed); models are loaded once before timing, as ``amt transcribe``
+  does for many files;
 * start-up (``--startup``): the wall time of the whole ``amt transcribe`` command on a two-second
   recording with the default model, from the shell to the files written (the transcription itself
   takes milliseconds), by PyTorch and by ONNX Runtime from its cached graph, which skips importing
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import functools
 import logging
 import statistics
@@ -336,6 +338,12 @@ def main(argv: list[str] | None = None) -> None:
                 contenders[f"default model, {engine}"] = functools.partial(
                     real_time_factor, audio, model, as_shipped, seconds
                 )
+            compiled = copy.deepcopy(default.model)
+            compiled.compile(dynamic=True)
+            contenders["default model, torch.compile"] = functools.partial(
+                real_time_factor, audio, compiled, as_shipped, seconds
+            )
+            contenders["default model, torch.compile"]()  # untimed: compiles
             rtf = timed(args.repeats, contenders)
     startup: dict[str, list[float]] = {}
     if args.startup > 0:
@@ -381,12 +389,12 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{'threads used, ' + setting:<44}{str(used['idle']):>10}{str(used['busy']):>10}")
     for name, factors in rtf.items():
         print(
-            f"{'transcribe, ' + name:<32}{statistics.median(factors):>8,.0f}× real time (median; best "
+            f"{'transcribe, ' + name:<42}{statistics.median(factors):>8,.0f}× real time (median; best "
             f"{max(factors):,.0f}×), {args.rtf_minutes:g}-minute wav → MIDI + csv"
         )
     for engine, seconds in startup.items():
         print(
-            f"{'start-up, ' + engine:<32}{statistics.median(seconds):>8.2f} s (median; best {min(seconds):.2f} s), "
+            f"{'start-up, ' + engine:<42}{statistics.median(seconds):>8.2f} s (median; best {min(seconds):.2f} s), "
             "amt transcribe of a two-second wav, command to files"
         )
 
