@@ -131,7 +131,8 @@ def _head_logits(model: Model, device: str | torch.device) -> Callable[[np.ndarr
         return model.logits
     import torch
 
-    model = model.to(device).eval()
+    # channels-last: the acoustic encoder's 2-D convolutions run faster in that layout (README: Speed)
+    model = model.to(device, memory_format=torch.channels_last).eval()
 
     def logits(excerpt: np.ndarray) -> dict[str, np.ndarray]:
         with torch.inference_mode():
