@@ -497,7 +497,7 @@ def _add_transcribe(commands: Commands) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from amt.evaluate import diagnostics_table, evaluate, results_table, write_csv
+    from amt.evaluate import diagnostics_table, endings_table, evaluate, results_table, write_csv
     from amt.files import write_json
     from amt.grid import FrameGrid
 
@@ -511,6 +511,8 @@ def _evaluate(args: argparse.Namespace) -> None:
     _print_wide(results_table(results, per_recording=args.per_recording))
     for system, table in results.get("diagnostics", {}).items():
         _print_wide(diagnostics_table(system, table))
+    if "endings" in results:
+        _print_wide(endings_table(str(args.path), results["endings"]))
     if args.json:
         write_json(results, args.json)
     if args.csv:
@@ -532,7 +534,8 @@ def _add_evaluate(commands: Commands) -> None:
     evaluate.add_argument(
         "--diagnostics",
         action="store_true",
-        help="where notes are lost: note recall, precision and F1 by octave, polyphony, duration, velocity, timbre",
+        help="where notes are lost (note recall, precision and F1 by octave, polyphony, duration, velocity, timbre)"
+        " and where found notes end (offsets on time, early, late; key-up under the pedal or not)",
     )
     evaluate.add_argument("--json", type=Path, help="write all metrics as JSON")
     evaluate.add_argument("--csv", type=Path, help="write all metrics as CSV")

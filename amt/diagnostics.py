@@ -1,11 +1,16 @@
 """Where a transcriber loses notes: onset-only note recall, precision and F1 by register, local polyphony,
-note duration, velocity and timbre.
+note duration, velocity and timbre; and where the notes it finds end.
 
 Each reference note falls in one bin of each attribute and counts towards recall there; each
 predicted note falls in the bin its own attributes give (its pitch, duration and velocity, the
 reference polyphony at its onset, its recording's timbre) and counts towards precision. Notes are
 matched one to one by :func:`amt.metrics.note_matches` (mir_eval, onsets within 50 ms), so the bins of
 an attribute add up to the pooled note F1's counts.
+
+Endings (:func:`endings`) separate the two things note F1 with offsets needs: a found onset, and an
+offset within mir_eval's tolerance of that note's. They are split by whether the reference key-up falls
+while the sustain pedal is down, when the performance MIDI says: then the string rings on past the
+key-up, so its time is not in the audio.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from amt.metrics import note_matches
+from amt.metrics import note_matches, offset_tolerance
 from amt.notes import NoteEvent
 
 Tally = dict[str, dict[str, list[int]]]
@@ -126,6 +131,55 @@ def metrics(counts: Tally) -> dict[str, dict[str, dict[str, float | int | None]]
                 "precision": precision,
                 "f1": f1,
             }
+    return table
+
+
+Endings = dict[str, list[tuple[float, float]]]
+"""bin → ``(offset error s, offset tolerance s)`` of each onset-matched note (error: estimate − reference)."""
+
+PEDAL_BINS = ("key-up, pedal up", "key-up under the pedal")
+ALL_NOTES = "all matched notes"
+
+
+def endings(
+    reference: Sequence[NoteEvent], estimate: Sequence[NoteEvent], pedal: Sequence[tuple[float, float]] | None = None
+) -> Endings:
+    """Where the estimated notes whose onsets match a reference note end, against that note's offset.
+    With ``pedal`` (sustain-pedal ``(down s, up s)`` intervals), each note goes in a bin of
+    :data:`PEDAL_BINS` by whether its key-up falls while the pedal is down; without, in one bin."""
+    found: Endings = {}
+    for i, j in note_matches(reference, estimate, offset_ratio=None):
+        played, heard = reference[i], estimate[j]
+        label = ALL_NOTES
+        if pedal is not None:
+            label = PEDAL_BINS[any(down <= played.offset_s < up for down, up in pedal)]
+        found.setdefault(label, []).append((heard.offset_s - played.offset_s, offset_tolerance(played)))
+    return found
+
+
+def add_endings(total: Endings, more: Endings) -> Endings:
+    """Two endings tallies together, bin by bin."""
+    for label, rows in more.items():
+        total.setdefault(label, []).extend(rows)
+    return total
+
+
+def ending_metrics(found: Endings) -> dict[str, dict[str, float | int]]:
+    """Per bin (and, with more than one, over all): onset-matched notes, the shares of them whose offset
+    is within tolerance, early or late by more, and the median offset error in ms."""
+    bins = {label: found[label] for label in (*PEDAL_BINS, ALL_NOTES) if label in found}
+    if len(bins) > 1:
+        bins[ALL_NOTES] = [row for rows in found.values() for row in rows]
+    table = {}
+    for label, rows in bins.items():
+        errors, tolerances = np.array(rows, dtype=np.float64).reshape(-1, 2).T
+        table[label] = {
+            "matched_notes": len(rows),
+            "on_time": float(np.mean(np.abs(errors) <= tolerances)),
+            "early": float(np.mean(errors < -tolerances)),
+            "late": float(np.mean(errors > tolerances)),
+            "median_error_ms": float(np.median(errors) * 1000),
+        }
     return table
 
 

@@ -22,9 +22,9 @@ import soundfile
 from rich.progress import Progress
 from rich.table import Table
 
-from amt.data.recordings import Recording, find_labelled_recordings
+from amt.data.recordings import Recording, find_labelled_recordings, performed_pedal
 from amt.decode import DecoderConfig, Frames, decode
-from amt.diagnostics import Tally, tally, with_performed_velocities
+from amt.diagnostics import Endings, Tally, add_endings, ending_metrics, endings, tally, with_performed_velocities
 from amt.diagnostics import add as add_tally
 from amt.diagnostics import metrics as diagnostic_metrics
 from amt.diagnostics import timbres as diagnostic_timbres
@@ -108,6 +108,7 @@ class _Scored:
     probabilities: np.ndarray | None = None
     roll: np.ndarray | None = None
     tallies: dict[str, Tally] = field(default_factory=dict)
+    endings: dict[str, Endings] = field(default_factory=dict)
 
 
 def _reference(recording: Recording, duration_s: float) -> list[NoteEvent]:
@@ -124,7 +125,8 @@ def _score_recording(
     progress: Progress | None,
     timbre: str | None = None,
 ) -> _Scored:
-    """Every system's counts on one recording; with a ``timbre`` (diagnostics asked for), its tallies too."""
+    """Every system's counts on one recording; with a ``timbre`` (diagnostics asked for), its tallies and
+    endings too."""
     duration_s = audio_duration_s(recording.wav)
     reference, velocities = with_performed_velocities(_reference(recording, duration_s), recording.csv)
     scored = _Scored({})
@@ -143,6 +145,8 @@ def _score_recording(
         scored.counts[folder.name] = score(reference, estimates[folder.name], times, velocities)
     if timbre is not None:
         scored.tallies = {name: tally(reference, notes, timbre, velocities) for name, notes in estimates.items()}
+        pedal = performed_pedal(recording.csv)
+        scored.endings = {name: endings(reference, notes, pedal) for name, notes in estimates.items()}
     return scored
 
 
@@ -166,7 +170,7 @@ def evaluate(
     """Rate a model (one system per decoder) and/or folders of note csvs on the recordings in ``root``
     (only its ``split``, when given), all on one frame grid: the model's, else ``grid`` (default:
     the report's back-to-back windows). With ``diagnose``, also where each system loses notes
-    (:mod:`amt.diagnostics`), under ``"diagnostics"``.
+    and where the notes it finds end (:mod:`amt.diagnostics`), under ``"diagnostics"`` and ``"endings"``.
 
     A recording that cannot be scored (unreadable audio or labels, implausible times) is left out of
     every system and named under ``"failed"``; the others are still scored. Returns
@@ -195,6 +199,7 @@ def evaluate(
     probabilities, rolls, failed = [], [], {}
     known_timbres = diagnostic_timbres([r.csv for r in recordings]) if diagnose else {}
     tallies: dict[str, Tally] = {name: {} for name in names}
+    ended: dict[str, Endings] = {name: {} for name in names}
     for recording in recordings:
         timbre = known_timbres.get(recording.id, "unknown") if diagnose else None
         try:
@@ -206,6 +211,7 @@ def evaluate(
             counts[name][recording.id] = scored.counts[name]
             if diagnose:
                 add_tally(tallies[name], scored.tallies[name])
+                add_endings(ended[name], scored.endings[name])
         if run is not None:
             ap[recording.id] = micro_average_precision(scored.probabilities, scored.roll)
             probabilities.append(scored.probabilities)
@@ -231,6 +237,7 @@ def evaluate(
     }
     if diagnose:
         results["diagnostics"] = {name: diagnostic_metrics(tallies[name]) for name in names}
+        results["endings"] = {name: ending_metrics(ended[name]) for name in names}
     return results
 
 
@@ -389,6 +396,25 @@ def diagnostics_table(system: str, table: dict) -> Table:
                 label,
                 str(cell["reference_notes"]),
                 *(f"{v:.3f}" if isinstance(v, float) else "–" if v is None else str(v) for v in numbers),
+                end_section=i == len(bins) - 1,
+            )
+    return out
+
+
+def endings_table(title: str, table: dict) -> Table:
+    """Every system's endings (:func:`amt.diagnostics.ending_metrics`): a row per system and bin."""
+    out = Table(title=f"{title}: where the notes with a matched onset end (offset tolerance as mir_eval's)")
+    for column in ("system", "key-up", "onset-matched notes", "offset on time", "early", "late", "median error"):
+        out.add_column(column, justify="left" if column in ("system", "key-up") else "right")
+    for system, bins in table.items():
+        for i, (label, cell) in enumerate(bins.items()):
+            shares = (f"{cell[key]:.3f}" for key in ("on_time", "early", "late"))
+            out.add_row(
+                system if i == 0 else "",
+                label,
+                str(cell["matched_notes"]),
+                *shares,
+                f"{cell['median_error_ms']:+.0f} ms",
                 end_section=i == len(bins) - 1,
             )
     return out

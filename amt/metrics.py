@@ -39,6 +39,13 @@ if TYPE_CHECKING:
 
 ONSET_TOLERANCE_S = 0.05
 OFFSET_RATIO = 0.2
+OFFSET_MIN_TOLERANCE_S = 0.05
+
+
+def offset_tolerance(reference: NoteEvent) -> float:
+    """How far (s) an offset may miss ``reference``'s and still match, as mir_eval decides it: ``OFFSET_RATIO``
+    of the note's length, at least ``OFFSET_MIN_TOLERANCE_S``."""
+    return max(OFFSET_MIN_TOLERANCE_S, OFFSET_RATIO * (reference.offset_s - reference.onset_s))
 
 
 def ap_metric(notes: int = REPORT_NOTES.notes) -> MultilabelAveragePrecision:
@@ -146,6 +153,7 @@ def note_matches(
         *_mir_eval_notes(estimate),
         onset_tolerance=ONSET_TOLERANCE_S,
         offset_ratio=offset_ratio,
+        offset_min_tolerance=OFFSET_MIN_TOLERANCE_S,
     )
 
 

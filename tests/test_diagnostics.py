@@ -4,7 +4,9 @@ import pretty_midi
 import pytest
 
 from amt.cli import main
-from amt.diagnostics import metrics, sounding_count, tally, with_performed_velocities
+from amt.data.recordings import performed_pedal
+from amt.diagnostics import ALL_NOTES, PEDAL_BINS, ending_metrics, endings, metrics, sounding_count, tally
+from amt.diagnostics import with_performed_velocities
 from amt.labels import MusicNetLabels, write_musicnet_csv
 from amt.notes import NoteEvent
 
@@ -49,16 +51,51 @@ def test_reference_velocities_come_from_the_performance_midi(tmp_path):
     assert with_performed_velocities([note(1.0, 60)], tmp_path / "elsewhere.csv") == ([note(1.0, 60)], False)
 
 
+def test_endings_measure_offsets_of_onset_matched_notes_against_mir_evals_tolerance():
+    reference = [note(0.0, 60, 1.0), note(1.0, 62, 0.1), note(2.0, 64, 1.0), note(3.0, 65, 1.0), note(5.0, 67)]
+    estimate = [
+        note(0.01, 60, 1.19),  # ends 0.2 s late: within 0.2 × 1 s
+        note(1.0, 62, 0.04),  # 60 ms early on a 0.1 s note: outside the 50 ms floor
+        note(2.0, 64, 1.3),  # 0.3 s late
+        note(3.02, 65, 0.9),  # 0.12 s early: within 0.2 s
+        note(4.0, 67),  # no reference onset near it: not counted
+    ]
+    table = ending_metrics(endings(reference, estimate))
+    assert list(table) == [ALL_NOTES]
+    assert table[ALL_NOTES] == {"matched_notes": 4, "on_time": 0.5, "early": 0.25, "late": 0.25,
+                                "median_error_ms": pytest.approx(70.0)}  # fmt: skip
+    by_pedal = ending_metrics(endings(reference, estimate, pedal=[(0.9, 1.05), (3.5, 4.5)]))
+    assert list(by_pedal) == [*PEDAL_BINS, ALL_NOTES]
+    assert by_pedal[PEDAL_BINS[1]]["matched_notes"] == 2 and by_pedal[PEDAL_BINS[1]]["on_time"] == 1.0
+    assert by_pedal[PEDAL_BINS[0]]["on_time"] == 0.0 and by_pedal[ALL_NOTES] == table[ALL_NOTES]
+
+
+def test_pedal_intervals_come_from_the_performance_midi(tmp_path):
+    (tmp_path / "test_labels").mkdir()
+    (tmp_path / "test_midi").mkdir()
+    midi = pretty_midi.PrettyMIDI()
+    for changes in ([(64, 127, 1.0), (64, 0, 2.0), (67, 127, 2.5), (64, 100, 3.0)], [(64, 64, 0.5), (64, 63, 0.75)]):
+        player = pretty_midi.Instrument(0)
+        player.notes.append(pretty_midi.Note(80, 60, 0.0, 4.0))
+        player.control_changes += [pretty_midi.ControlChange(number, value, time) for number, value, time in changes]
+        midi.instruments.append(player)
+    midi.write(str(tmp_path / "test_midi" / "7.mid"))
+    assert performed_pedal(tmp_path / "test_labels" / "7.csv") == [(0.5, 0.75), (1.0, 2.0), (3.0, 4.0)]
+    assert performed_pedal(tmp_path / "elsewhere.csv") is None
+
+
 def test_amt_evaluate_prints_the_diagnostics(checkpoint, data_dir, tmp_path, capsys):
     out = tmp_path / "results.json"
     recordings = str(data_dir / "synth-tiny" / "recordings")
     assert main(["evaluate", recordings, "--ckpt", str(checkpoint), "--diagnostics", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "onset-only note F1 by attribute" in printed and "polyphony" in printed and "timbre" in printed
+    assert "where the notes with a matched onset end" in printed
     import json
 
-    diagnostics = json.loads(out.read_text())["diagnostics"]
-    assert set(diagnostics["hysteresis"]) == {"octave", "polyphony", "duration", "velocity", "timbre"}
+    results = json.loads(out.read_text())
+    assert set(results["diagnostics"]["hysteresis"]) == {"octave", "polyphony", "duration", "velocity", "timbre"}
+    assert set(results["endings"]["hysteresis"]) <= {*PEDAL_BINS, ALL_NOTES}
 
 
 def test_a_flat_view_of_linked_recordings_still_finds_velocities_and_timbres(checkpoint, data_dir, tmp_path):

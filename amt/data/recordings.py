@@ -51,10 +51,10 @@ class Recording:
         )
 
 
-def performed_velocities(labels_csv: str | os.PathLike) -> dict[tuple[int, int], int] | None:
-    """(MIDI pitch, onset in ms) → velocity of every note of the performance MIDI beside a label csv
-    (``ROOT/{split}_midi/ID.mid`` for ``ROOT/{split}_labels/ID.csv``, links followed, so a flat view
-    of a corpus finds it too); None when there is none."""
+def _performance_midi(labels_csv: str | os.PathLike):
+    """The performance MIDI beside a label csv (``ROOT/{split}_midi/ID.mid`` for
+    ``ROOT/{split}_labels/ID.csv``, links followed, so a flat view of a corpus finds it too), read with
+    pretty_midi; None when there is none."""
     labels_csv = Path(labels_csv).resolve()
     if not labels_csv.parent.name.endswith("_labels"):
         return None
@@ -63,11 +63,44 @@ def performed_velocities(labels_csv: str | os.PathLike) -> dict[tuple[int, int],
         return None
     import pretty_midi
 
+    return pretty_midi.PrettyMIDI(str(midi))
+
+
+def performed_velocities(labels_csv: str | os.PathLike) -> dict[tuple[int, int], int] | None:
+    """(MIDI pitch, onset in ms) → velocity of every note of the performance MIDI beside a label csv;
+    None when there is none."""
+    midi = _performance_midi(labels_csv)
+    if midi is None:
+        return None
     return {
         (note.pitch, round(note.start * 1000)): note.velocity
-        for instrument in pretty_midi.PrettyMIDI(str(midi)).instruments
+        for instrument in midi.instruments
         for note in instrument.notes
     }
+
+
+def performed_pedal(labels_csv: str | os.PathLike) -> list[tuple[float, float]] | None:
+    """The ``(down s, up s)`` intervals when any player of the performance MIDI beside a label csv holds
+    the sustain pedal (CC64 at 64 or more); None when there is no performance MIDI."""
+    from amt.data.render import SUSTAIN_PEDAL
+
+    midi = _performance_midi(labels_csv)
+    if midi is None:
+        return None
+    intervals = []
+    for instrument in midi.instruments:
+        down = None
+        for change in sorted(instrument.control_changes, key=lambda c: c.time):
+            if change.number != SUSTAIN_PEDAL:
+                continue
+            if change.value >= 64 and down is None:
+                down = change.time
+            elif change.value < 64 and down is not None:
+                intervals.append((down, change.time))
+                down = None
+        if down is not None:
+            intervals.append((down, midi.get_end_time()))
+    return sorted(intervals)
 
 
 def corpus_record(folder: str | os.PathLike) -> dict | None:
