@@ -245,6 +245,8 @@ def _print_wide(table: Table) -> None:
 
 MAX_SECONDS = 60.0
 """The longest gap or minimum note length a decoder option may ask for."""
+MAX_WEIGHT = 10.0
+"""The largest weight a decoder option may give (``--frame-rise``)."""
 
 
 def _seconds(text: str) -> float:
@@ -254,6 +256,16 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
     if not 0.0 <= value <= MAX_SECONDS:  # also refuses nan
         raise argparse.ArgumentTypeError(f"must be seconds in [0, {MAX_SECONDS:g}], got {text}")
+    return value
+
+
+def _weight(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value <= MAX_WEIGHT:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a weight in [0, {MAX_WEIGHT:g}], got {text}")
     return value
 
 
@@ -339,7 +351,7 @@ def _add_decoder_options(parser: argparse.ArgumentParser) -> None:
         if setting.type in (bool, "bool"):
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
-            kind = _probability if setting.metadata["probability"] else _seconds
+            kind = {"probability": _probability, "seconds": _seconds, "weight": _weight}[setting.metadata["kind"]]
             group.add_argument(flag, type=kind, default=None, help=help_text)
 
 

@@ -20,9 +20,10 @@ from amt.labels import KNOWN_WIDTHS, LabelSpace
 from amt.notes import NoteEvent
 
 
-def _setting(default: float | bool, help: str, probability: bool = False):
-    """A :class:`DecoderConfig` field; its help and kind make the command line's option (``amt.cli``)."""
-    return field(default=default, metadata={"help": help, "probability": probability})
+def _setting(default: float | bool, help: str, kind: str = "seconds"):
+    """A :class:`DecoderConfig` field; its help and ``kind`` (probability, seconds, weight; switches are
+    bools) make the command line's option (``amt.cli``)."""
+    return field(default=default, metadata={"help": help, "kind": kind})
 
 
 @dataclass(frozen=True)
@@ -34,32 +35,38 @@ class DecoderConfig:
     and drop notes shorter than ``min_note_s``. Hysteresis starts a note where the probability
     exceeds ``on``; the onsets decoder starts one at a peak of the onset probability above
     ``onset_threshold``, and also where only the frame probability exceeds ``on`` when
-    ``start_without_onset`` is set; from a model with an offset head, with ``end_at_offsets``, a note
-    also ends at the first peak of the offset probability above ``offset_threshold`` after its start.
+    ``start_without_onset`` is set. With ``frame_rise``, the onset probability is first raised by that
+    much times the frame probability's rise (:func:`frame_rise`), so a weak onset where the frame
+    clearly starts still counts (basic-pitch's inferred onsets do the same from frame differences).
+    From a model with an offset head, with ``end_at_offsets``, a note also ends at the first peak of
+    the offset probability above ``offset_threshold`` after its start.
     The defaults suit the report's window models at the 4,096 hop and
     the context model at its own; ``amt tune --save`` stores a model's own best settings in its
     checkpoint, where they replace these (the README gives the measurements behind them).
     """
 
-    threshold: float = _setting(0.5, "naive: a frame is on above this probability", probability=True)
-    on: float = _setting(0.5, "a note starts above this probability", probability=True)
-    off: float = _setting(0.3, "a sounding note goes on while its probability stays above this", probability=True)
+    threshold: float = _setting(0.5, "naive: a frame is on above this probability", kind="probability")
+    on: float = _setting(0.5, "a note starts above this probability", kind="probability")
+    off: float = _setting(0.3, "a sounding note goes on while its probability stays above this", kind="probability")
     max_gap_s: float = _setting(0.1, "bridge dips shorter than this, seconds")
     min_note_s: float = _setting(0.1, "drop notes shorter than this, seconds")
-    onset_threshold: float = _setting(0.3, "onsets: onset peak threshold", probability=True)
+    onset_threshold: float = _setting(0.3, "onsets: onset peak threshold", kind="probability")
+    frame_rise: float = _setting(
+        0.0, "onsets: add this times the frame probability's rise to the onset probability", kind="weight"
+    )
     start_without_onset: bool = _setting(True, "onsets: a clear frame may start a note without an onset peak")
-    offset_threshold: float = _setting(0.5, "onsets: offset peak threshold", probability=True)
+    offset_threshold: float = _setting(0.5, "onsets: offset peak threshold", kind="probability")
     end_at_offsets: bool = _setting(True, "onsets: an offset peak ends a note (models with an offset head)")
 
     def __post_init__(self):
         for setting in fields(self):
-            if setting.metadata["probability"] and not 0.0 <= getattr(self, setting.name) < 1.0:
+            if setting.metadata["kind"] == "probability" and not 0.0 <= getattr(self, setting.name) < 1.0:
                 value = getattr(self, setting.name)
                 raise AmtError(f"decoder {setting.name} must be a probability in [0, 1), got {value}")
         if self.off > self.on:
             raise AmtError(f"decoder off threshold ({self.off}) must not exceed the on threshold ({self.on})")
-        if self.max_gap_s < 0 or self.min_note_s < 0:
-            raise AmtError("decoder max_gap_s and min_note_s must not be negative")
+        if self.max_gap_s < 0 or self.min_note_s < 0 or self.frame_rise < 0:
+            raise AmtError("decoder max_gap_s, min_note_s and frame_rise must not be negative")
 
 
 @dataclass(frozen=True)
@@ -185,6 +192,16 @@ def _peaks(onsets: np.ndarray, threshold: float) -> np.ndarray:
     return (onsets > threshold) & (onsets > before) & (onsets >= after)
 
 
+def frame_rise(probabilities: np.ndarray) -> np.ndarray:
+    """How much each frame's probability rises from the frame before it to two frames after it (0 where
+    it falls), ``[T, notes]``: where a note starts, its frame probability climbs over about three frames
+    of 23 ms. Before the first frame is silence; past the last, the last frame holds."""
+    silence = np.zeros((1, probabilities.shape[1]), dtype=probabilities.dtype)
+    before = np.concatenate((silence, probabilities[:-1]))
+    after = np.concatenate((probabilities[2:], np.repeat(probabilities[-1:], min(2, len(probabilities)), axis=0)))
+    return np.maximum(after - before, 0.0)
+
+
 def _decode(
     frames: Frames, segmenter: _Segmenter, onset_frames: np.ndarray | None, offset_frames: np.ndarray | None = None
 ) -> list[NoteEvent]:
@@ -235,15 +252,20 @@ def decode_onsets(frames: Frames, config: DecoderConfig) -> list[NoteEvent]:
     ``config.onset_threshold`` and continues while the frame probability stays above ``config.off``.
 
     A second onset peak inside a sounding note starts a new note (a repeated note). Frames that rise
-    above ``config.on`` without an onset start a note only with ``config.start_without_onset``.
+    above ``config.on`` without an onset start a note only with ``config.start_without_onset``. With
+    ``config.frame_rise``, peaks are picked from the onset probability plus that much of the frame
+    probability's rise.
     """
     if frames.onsets is None:
         raise AmtError(NO_ONSETS)
+    onsets = frames.onsets
+    if config.frame_rise:
+        onsets = onsets + config.frame_rise * frame_rise(frames.probabilities)
     segmenter = _Segmenter.from_config(config, frames.grid.hop_s, config.start_without_onset)
     offsets = None
     if config.end_at_offsets and frames.offsets is not None:
         offsets = _peaks(frames.offsets, config.offset_threshold)
-    return _decode(frames, segmenter, _peaks(frames.onsets, config.onset_threshold), offsets)
+    return _decode(frames, segmenter, _peaks(onsets, config.onset_threshold), offsets)
 
 
 DECODERS: dict[str, Callable[[Frames, DecoderConfig], list[NoteEvent]]] = {
@@ -273,6 +295,7 @@ READS = {
     "hysteresis": ("on", "off", "max_gap_s", "min_note_s"),
     "onsets": (
         "onset_threshold",
+        "frame_rise",
         "off",
         "start_without_onset",
         "on",

@@ -246,12 +246,18 @@ def evaluate(
 THRESHOLD_GRID = tuple(round(0.1 * k, 2) for k in range(1, 10))
 
 
-TUNED = {"naive": ("threshold",), "hysteresis": ("on", "off"), "onsets": ("onset_threshold", "off", "min_note_s")}
+TUNED = {
+    "naive": ("threshold",),
+    "hysteresis": ("on", "off"),
+    "onsets": ("onset_threshold", "frame_rise", "off", "min_note_s"),
+}
 """The settings :func:`tune_thresholds` searches, per decoder (and, for a model with an offset head,
 ``offset_threshold`` and ``end_at_offsets`` after them)."""
 MIN_NOTE_GRID = (0.0, 0.05, 0.1)
 """Shortest notes kept (s) tried for the onsets decoder: at a 23 ms hop, 15% of the corpus's notes
 last under 0.1 s, the default made for one-frame blips at the 93 ms hop."""
+FRAME_RISE_GRID = (0.0, 0.5, 1.0, 1.5, 2.0)
+"""Weights of the frame probability's rise added to the onset probability, tried for the onsets decoder."""
 
 
 def _trial_configs(decoder: str, config: DecoderConfig, thresholds: Sequence[float]) -> list[DecoderConfig]:
@@ -278,9 +284,12 @@ def tune_thresholds(
 ) -> list[tuple[DecoderConfig, dict[str, float]]]:
     """Grid-search the decoder's thresholds (naive: ``threshold``; hysteresis: ``on`` and ``off <= on``;
     onsets: ``onset_threshold``, ``off`` and ``min_note_s``) over the frames of one or more recordings
-    for the best pooled onset-only note F1. For a model with an offset head, a second stage then keeps
-    those settings and tries each offset threshold, and ending notes without offsets, for the best note
-    F1 with offsets: where notes end is what the offset head decides.
+    for the best pooled onset-only note F1. For the onsets decoder, a second stage keeps the best ``off``
+    and ``min_note_s`` and tries each ``frame_rise`` of :data:`FRAME_RISE_GRID` with each onset
+    threshold (a weight raises the onset probability, so it needs its own threshold). For a model with
+    an offset head, a last stage then keeps those settings and tries each offset threshold, and ending
+    notes without offsets, for the best note F1 with offsets: where notes end is what the offset head
+    decides.
 
     Returns every trial as ``(config, pooled metrics)``, best first.
     """
@@ -294,6 +303,15 @@ def tune_thresholds(
         return candidate, total.metrics()
 
     trials = sorted(map(trial, _trial_configs(decoder, config or DecoderConfig(), thresholds)), key=_note_f1)
+    if decoder == "onsets":
+        best = trials[0][0]
+        rises = [
+            replace(best, frame_rise=weight, onset_threshold=t)
+            for weight in FRAME_RISE_GRID
+            for t in thresholds
+            if (weight, t) != (best.frame_rise, best.onset_threshold)
+        ]
+        trials = sorted(trials + list(map(trial, rises)), key=_note_f1)
     if decoder == "onsets" and any(recording.offsets is not None for recording in frames):
         best = trials[0][0]
         endings = [replace(best, end_at_offsets=True, offset_threshold=t) for t in thresholds]

@@ -6,7 +6,7 @@ import numpy as np
 import pretty_midi
 import pytest
 
-from amt.decode import DecoderConfig, Frames, decode
+from amt.decode import DecoderConfig, Frames, decode, frame_rise
 from amt.errors import AmtError
 from amt.grid import WINDOW_GRID
 from amt.labels import PIANO_KEYS, REPORT_NOTES, LabelSpace
@@ -85,6 +85,18 @@ def test_onsets_decoder_starts_notes_only_at_onsets():
     assert {e.pitch for e in with_frames} == {60, 64}
     with pytest.raises(AmtError, match="onset probabilities"):
         decode("onsets", on_grid(probs), config)
+
+
+def test_frame_rise_lifts_a_weak_onset_where_a_note_starts_not_inside_a_held_one():
+    probs = probabilities(8, C4=[0, 0.2, 0.7, 0.9, 0.9, 0.9, 0.9], E4=[0.9] * 8)
+    onsets = probabilities(8, C4=[0, 0.25], E4=[0.9, 0, 0, 0.25])  # C4's onset is weak; E4's blip is no re-attack
+    rise = frame_rise(probs)
+    assert rise[:4, C4].tolist() == pytest.approx([0.7, 0.9, 0.7, 0.2]) and not rise[1:, C4 + 4].any()
+    config = DecoderConfig(onset_threshold=0.4, min_note_s=0.0, start_without_onset=False)
+    assert [e.pitch for e in decode("onsets", on_grid(probs, onsets), config)] == [64]
+    lifted = decode("onsets", on_grid(probs, onsets), replace(config, frame_rise=1.0))
+    assert [(e.pitch, frame_span(e)) for e in lifted] == [(64, (0, 8)), (60, (1, 7))]
+    assert frame_rise(probabilities(1, C4=[0.5]))[0, C4] == 0.5  # one frame: it rises from silence
 
 
 def test_decoder_input_and_config_errors():

@@ -5,8 +5,16 @@ import pytest
 
 from amt.cli import main
 from amt.data.recordings import performed_pedal
-from amt.diagnostics import ALL_NOTES, PEDAL_BINS, ending_metrics, endings, metrics, sounding_count, tally
-from amt.diagnostics import with_performed_velocities
+from amt.diagnostics import (
+    ALL_NOTES,
+    PEDAL_BINS,
+    ending_metrics,
+    endings,
+    metrics,
+    sounding_count,
+    tally,
+    with_performed_velocities,
+)
 from amt.labels import MusicNetLabels, write_musicnet_csv
 from amt.notes import NoteEvent
 
