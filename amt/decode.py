@@ -197,7 +197,7 @@ def frame_rise(probabilities: np.ndarray) -> np.ndarray:
     it falls), ``[T, notes]``: where a note starts, its frame probability climbs over about three frames
     of 23 ms. Before the first frame is silence; past the last, the last frame holds."""
     silence = np.zeros((1, probabilities.shape[1]), dtype=probabilities.dtype)
-    before = np.concatenate((silence, probabilities[:-1]))
+    before = np.concatenate((silence, probabilities))[: len(probabilities)]
     after = np.concatenate((probabilities[2:], np.repeat(probabilities[-1:], min(2, len(probabilities)), axis=0)))
     return np.maximum(after - before, 0.0)
 

@@ -97,6 +97,7 @@ def test_frame_rise_lifts_a_weak_onset_where_a_note_starts_not_inside_a_held_one
     lifted = decode("onsets", on_grid(probs, onsets), replace(config, frame_rise=1.0))
     assert [(e.pitch, frame_span(e)) for e in lifted] == [(64, (0, 8)), (60, (1, 7))]
     assert frame_rise(probabilities(1, C4=[0.5]))[0, C4] == 0.5  # one frame: it rises from silence
+    assert frame_rise(probabilities(0)).shape == (0, REPORT_NOTES.notes)
 
 
 def test_decoder_input_and_config_errors():
