@@ -249,24 +249,23 @@ MAX_WEIGHT = 10.0
 """The largest weight a decoder option may give (``--frame-rise``)."""
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not 0.0 <= value <= MAX_SECONDS:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"must be seconds in [0, {MAX_SECONDS:g}], got {text}")
-    return value
+def _up_to(high: float, what: str) -> Callable[[str], float]:
+    """An argparse type: a number (``what``: seconds, a weight) in ``[0, high]``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not 0.0 <= value <= high:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"must be {what} in [0, {high:g}], got {text}")
+        return value
+
+    return parse
 
 
-def _weight(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 <= value <= MAX_WEIGHT:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"must be a weight in [0, {MAX_WEIGHT:g}], got {text}")
-    return value
+_seconds = _up_to(MAX_SECONDS, "seconds")
+_weight = _up_to(MAX_WEIGHT, "a weight")
 
 
 def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
