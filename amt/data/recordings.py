@@ -9,6 +9,7 @@ about half the disk. amt's corpora also write each recording's performance MIDI,
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -61,9 +62,17 @@ def _performance_midi(labels_csv: str | os.PathLike):
     midi = labels_csv.parent.parent / labels_csv.parent.name.replace("_labels", "_midi") / f"{labels_csv.stem}.mid"
     if not midi.is_file():
         return None
+    stat = midi.stat()
+    return _read_midi(str(midi), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_midi(path: str, mtime_ns: int, size: int):
+    """One MIDI file read with pretty_midi, kept while its time and size are unchanged: evaluation with
+    diagnostics asks for a recording's velocities and then its pedal. Callers only read it."""
     import pretty_midi
 
-    return pretty_midi.PrettyMIDI(str(midi))
+    return pretty_midi.PrettyMIDI(path)
 
 
 def performed_velocities(labels_csv: str | os.PathLike) -> dict[tuple[int, int], int] | None:
