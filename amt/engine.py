@@ -33,7 +33,7 @@ from amt.bundled import DEFAULT_CHECKPOINT
 from amt.decode import DecoderConfig
 from amt.errors import AmtError
 from amt.features import LogFrequency
-from amt.files import write_atomically, write_json
+from amt.files import cache_root, write_atomically, write_json
 from amt.grid import FrameGrid, own_grid
 from amt.labels import LabelSpace
 
@@ -55,7 +55,7 @@ def onnx_installed() -> bool:
 
 
 def cache_folder() -> Path:
-    return Path(os.environ.get("AMT_CACHE_DIR") or Path.home() / ".cache" / "amt") / "onnx"
+    return cache_root() / "onnx"
 
 
 def choose(engine: str, model: TranscriptionModel, device: str = "cpu") -> str:

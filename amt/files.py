@@ -29,6 +29,12 @@ def _new_file_mode() -> int:
     return 0o666 & ~umask
 
 
+def cache_root() -> Path:
+    """Where amt keeps what it makes or fetches once per machine (exported graphs, piano samples):
+    ``$AMT_CACHE_DIR``, default ``~/.cache/amt``."""
+    return Path(os.environ.get("AMT_CACHE_DIR") or Path.home() / ".cache" / "amt")
+
+
 FULL_DISK_BYTES = 1 << 20
 """A write that fails with less free space than this left is reported as a full disk."""
 

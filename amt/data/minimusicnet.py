@@ -16,17 +16,15 @@ files by name under it.
 from __future__ import annotations
 
 import html
-import http.client
 import logging
 import os
 import re
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 from rich.progress import Progress
 
+from amt.data.download import NETWORK_ERRORS, fetch, open_url, reason
 from amt.data.recordings import SPLITS
 from amt.errors import AmtError
 from amt.files import staging_folder
@@ -53,8 +51,7 @@ AUDIO_TOLERANCE = 1e-3
 CHECK_ROWS = 8_192
 """Rows validated at a time, so checking a memory-mapped 1 GB split needs little memory."""
 
-DOWNLOAD_TIMEOUT_S = 60
-DOWNLOAD_CHUNK_BYTES = 1 << 20
+PURPOSE = "mini-MusicNet download"
 
 
 def split_files(split: str) -> tuple[str, str]:
@@ -151,21 +148,9 @@ def _cannot_download(url: str, reason: object) -> AmtError:
     return AmtError(f"cannot download mini-MusicNet from {url}: {reason}; download it by hand and pass --path")
 
 
-def _reason(error: Exception) -> str:
-    """The useful part of a network error (urllib wraps socket errors as ``<urlopen error ...>``)."""
-    if isinstance(error, urllib.error.URLError) and not isinstance(error, urllib.error.HTTPError):
-        return str(error.reason)
-    return str(error) or type(error).__name__
-
-
-def _open(url: str) -> http.client.HTTPResponse:
-    request = urllib.request.Request(url, headers={"User-Agent": "amt (mini-MusicNet download)"})
-    return urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S)
-
-
 def _drive_files(folder_id: str, depth: int = 1) -> dict[str, str]:
     """Name → file id of the files in a public Drive folder and (``depth`` levels of) its sub-folders."""
-    with _open(DRIVE_LISTING.format(id=folder_id)) as response:
+    with open_url(DRIVE_LISTING.format(id=folder_id), PURPOSE) as response:
         page = response.read().decode("utf-8", errors="replace")
     files = {}
     for entry_id, link, title in DRIVE_ENTRY.findall(page):
@@ -188,23 +173,6 @@ def _file_urls(url: str) -> dict[str, str]:
     if missing:
         raise _cannot_download(url, f"the folder does not list {', '.join(missing)}")
     return {name: DRIVE_DOWNLOAD.format(id=ids[name]) for name in ALL_FILES}
-
-
-def _fetch(url: str, target: Path, progress: Progress) -> None:
-    """Stream ``url`` into ``target``; refuse a web page or fewer bytes than the server announced."""
-    with _open(url) as response:
-        if response.headers.get_content_type() == "text/html":
-            raise _cannot_download(url, f"the server sent a web page instead of {target.name}")
-        announced = response.headers.get("Content-Length")
-        task = progress.add_task(target.name, total=int(announced) if announced else None)
-        received = 0
-        with open(target, "wb") as handle:
-            while chunk := response.read(DOWNLOAD_CHUNK_BYTES):
-                handle.write(chunk)
-                received += len(chunk)
-                progress.advance(task, len(chunk))
-    if announced is not None and received != int(announced):
-        raise _cannot_download(url, f"received {received:,} of {int(announced):,} bytes")
 
 
 def _verify(staging: Path, url: str) -> None:
@@ -231,9 +199,9 @@ def download(path: Path, url: str | None = None) -> Path:
         try:
             with Progress(transient=True) as progress:
                 for name, file_url in _file_urls(url).items():
-                    _fetch(file_url, staging / name, progress)
-        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
-            raise _cannot_download(url, _reason(error)) from None
+                    fetch(file_url, staging / name, progress, PURPOSE)
+        except NETWORK_ERRORS as error:
+            raise _cannot_download(url, reason(error)) from None
         _verify(staging, url)
         for name in ALL_FILES:
             os.replace(staging / name, path / name)

@@ -103,15 +103,17 @@ class SynthSettings:
     chorus: float | None = None
 
 
-SYNTHS = ("fluidsynth", "timidity", "additive", "harmonic")
-"""FluidSynth with a soundfont; TiMidity++ with a patch set (its config file); amt's additive
-synthesiser with a timbre drawn per recording; the harmonic fallback with its fixed timbres."""
+SYNTHS = ("fluidsynth", "timidity", "sampler", "additive", "harmonic")
+"""FluidSynth with a soundfont; TiMidity++ with a patch set (its config file); amt's sampler with a
+recorded grand piano (:mod:`amt.data.samples`); amt's additive synthesiser with a timbre drawn per
+recording; the harmonic fallback with its fixed timbres."""
 
 
 @dataclass(frozen=True)
 class Renderer:
     """Which synthesiser renders, with which sounds: FluidSynth with ``soundfont``, TiMidity++ with the
-    config ``soundfont`` names, the additive synthesiser, or (no soundfont) the harmonic fallback."""
+    config ``soundfont`` names, the sampler with the folder of samples ``soundfont`` names, the additive
+    synthesiser, or (no soundfont) the harmonic fallback."""
 
     soundfont: Path | None = None
     synth: str | None = None
@@ -121,14 +123,14 @@ class Renderer:
         return self.synth or ("fluidsynth" if self.soundfont else "harmonic")
 
     def params(self) -> dict:
-        """What identifies this renderer's output in a cache key: synthesiser, sounds path and size."""
+        """What identifies this renderer's output in a cache key: synthesiser, sounds path and size (for
+        the sampler's folder, its manifest's)."""
         if self.soundfont is None:
             return {"renderer": self.name}
-        return {
-            "renderer": self.name,
-            "soundfont": str(self.soundfont),
-            "soundfont_bytes": self.soundfont.stat().st_size,
-        }
+        from amt.data.samples import MANIFEST
+
+        sounds = self.soundfont / MANIFEST if self.name == "sampler" else self.soundfont
+        return {"renderer": self.name, "soundfont": str(self.soundfont), "soundfont_bytes": sounds.stat().st_size}
 
     def render(
         self,
@@ -139,11 +141,16 @@ class Renderer:
         rng: np.random.Generator | None = None,
     ) -> np.ndarray:
         """Mono float32 audio of ``n_samples`` samples at 44.1 kHz (not normalised). ``rng`` draws the
-        additive synthesiser's timbre."""
+        additive synthesiser's timbres (the sampler's, too, for its tracks that are not pianos)."""
         if self.name == "fluidsynth":
             return render_fluidsynth(tracks, n_samples, self.soundfont, room, settings)
         if self.name == "timidity":
             return render_timidity(tracks, n_samples, self.soundfont, settings)
+        if self.name == "sampler":
+            from amt.data.samples import PianoSamples
+
+            timbres = draw_timbres(rng or np.random.default_rng(0))
+            return render_sampled(tracks, n_samples, PianoSamples(self.soundfont), settings, timbres)
         if self.name == "additive":
             return render_harmonic(tracks, n_samples, settings, draw_timbres(rng or np.random.default_rng(0)))
         return render_harmonic(tracks, n_samples)
@@ -161,7 +168,8 @@ SOUNDS = {
     "timgm6mb": "/usr/share/sounds/sf2/TimGM6mb.sf2",  # timgm6mb-soundfont: evaluation only
     "musescore": "/usr/share/sounds/sf3/MuseScore_General.sf3",  # musescore-general-soundfont: evaluation only
 }
-"""Short names for the sound sets Debian packages (a recipe may also give a path)."""
+"""Short names for the sound sets Debian packages (a recipe may also give a path); the sampler's
+``salamander`` is downloaded once instead (:mod:`amt.data.samples`)."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +187,10 @@ class Voice:
             raise AmtError(f"unknown synthesiser {self.synth!r} (choose from: {', '.join(SYNTHS)})")
         if self.synth in ("additive", "harmonic"):
             return Renderer(None, self.synth)
+        if self.synth == "sampler":
+            from amt.data.samples import prepare
+
+            return Renderer(prepare(None if self.sounds in (None, "salamander") else self.sounds).resolve(), "sampler")
         path = Path(SOUNDS.get(self.sounds or "", self.sounds or "")).expanduser()
         if self.synth == "fluidsynth":
             return choose_renderer(path, evaluation=evaluation)
@@ -527,6 +539,10 @@ def _note_wave(
     return wave.astype(np.float32)
 
 
+def _add(out: np.ndarray, wave: np.ndarray, start: int) -> None:
+    out[start : start + len(wave[: len(out) - start])] += wave[: len(out) - start]
+
+
 def render_harmonic(
     tracks: list[Track],
     n_samples: int,
@@ -543,8 +559,24 @@ def render_harmonic(
             if start >= n_samples:
                 continue
             cents = settings.detune_cents + settings.stretch_cents * (float(pitch) - 69) / 12
-            wave = _note_wave(timbre, float(pitch), float(velocity), float(end - onset), cents, seed=i)
-            out[start : start + len(wave[: n_samples - start])] += wave[: n_samples - start]
+            _add(out, _note_wave(timbre, float(pitch), float(velocity), float(end - onset), cents, seed=i), start)
+    return out
+
+
+def render_sampled(
+    tracks: list[Track], n_samples: int, samples, settings: SynthSettings, timbres: dict[str, Timbre]
+) -> np.ndarray:
+    """The sampler: piano tracks played from recorded ``samples`` (:class:`amt.data.samples.PianoSamples`),
+    every other track by the additive synthesiser with ``timbres``."""
+    out = render_harmonic([track for track in tracks if track.timbre != "piano"], n_samples, settings, timbres)
+    for track in tracks:
+        if track.timbre != "piano":
+            continue
+        for (onset, _, pitch, velocity), end in zip(track.notes, _sound_ends(track), strict=True):
+            start = round(onset * SAMPLE_RATE)
+            if start < n_samples:
+                cents = settings.detune_cents + settings.stretch_cents * (float(pitch) - 69) / 12
+                _add(out, samples.note(int(pitch), float(velocity), float(end - onset), cents), start)
     return out
 
 
