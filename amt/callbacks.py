@@ -191,8 +191,19 @@ class BestCheckpoint(ModelCheckpoint):
 
     Lightning keeps them only when the folder is the same; a resumed train.py run writes a new run
     folder, so it would forget the best score and call its first epoch the best. Here the earlier best
-    is carried over (and only this run's own checkpoints are ever deleted to keep the top k).
+    is carried over (and only this run's own checkpoints are ever deleted to keep the top k). And
+    ``last.ckpt`` is written after every epoch: Lightning 2.6 writes it only beside a new best, so a
+    run killed after epochs that did not improve would resume from its best epoch, not its last.
     """
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if (
+            self.save_last
+            and self._should_save_on_train_epoch_end(trainer)
+            and not self._should_skip_saving_checkpoint(trainer)
+        ):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if state_dict.get("dirpath", self.dirpath) == self.dirpath or state_dict.get("best_model_score") is None:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["model=cnn_1layer", "data.preset=tiny", "logger=csv"]
@@ -56,6 +57,17 @@ def test_a_resumed_run_keeps_every_epoch_and_the_best_score(run_env, tmp_path):
     assert after["best/val_ap"] >= before["best/val_ap"]
     assert (resumed / "curves.png").is_file()
     assert list((first / "checkpoints").glob("epoch*.ckpt")), "the first run's best checkpoint is never deleted"
+
+
+@pytest.mark.slow
+def test_the_last_checkpoint_holds_the_last_epoch_when_it_is_not_the_best(run_env, tmp_path):
+    run = tmp_path / "run"
+    result = train(run_env, *TINY, "trainer.max_epochs=3", "optimizer.lr=0", "test=false", run=run)
+    assert result.returncode == 0, result.stderr[-3000:]
+    epochs = json.loads((run / "metrics.json").read_text())["history"]
+    assert len({row["val/ap"] for row in epochs}) == 1, "unchanged weights score the same every epoch"
+    last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["epoch"] == 2, "the third epoch (0-based 2), not the first and best"
 
 
 @pytest.mark.slow
