@@ -102,6 +102,10 @@ class SynthSettings:
     stretch_cents: float = 0.0
     chorus: float | None = None
 
+    def cents(self, keys):
+        """How far each key (a MIDI number, or an array of them) sounds from its nominal pitch."""
+        return self.detune_cents + self.stretch_cents * (keys - 69) / 12
+
 
 SYNTHS = ("fluidsynth", "timidity", "sampler", "additive", "harmonic")
 """FluidSynth with a soundfont; TiMidity++ with a patch set (its config file); amt's sampler with a
@@ -322,7 +326,7 @@ def _tune(synth, channels: list[int], settings: SynthSettings) -> None:
     """Detune and stretch the channels through FluidSynth's key tuning (one tuning program per channel)."""
     lib = _libfluidsynth()
     keys = np.arange(128, dtype=np.float64)
-    cents = 100 * keys + settings.detune_cents + settings.stretch_cents * (keys - 69) / 12
+    cents = 100 * keys + settings.cents(keys)
     pitches = (ctypes.c_double * 128)(*cents)
     for channel in channels:
         lib.fluid_synth_activate_key_tuning(synth.synth, 0, channel, b"amt", pitches, 1)
@@ -558,8 +562,8 @@ def render_harmonic(
             start = round(onset * SAMPLE_RATE)
             if start >= n_samples:
                 continue
-            cents = settings.detune_cents + settings.stretch_cents * (float(pitch) - 69) / 12
-            _add(out, _note_wave(timbre, float(pitch), float(velocity), float(end - onset), cents, seed=i), start)
+            wave = _note_wave(timbre, float(pitch), float(velocity), float(end - onset), settings.cents(pitch), seed=i)
+            _add(out, wave, start)
     return out
 
 
@@ -575,8 +579,7 @@ def render_sampled(
         for (onset, _, pitch, velocity), end in zip(track.notes, _sound_ends(track), strict=True):
             start = round(onset * SAMPLE_RATE)
             if start < n_samples:
-                cents = settings.detune_cents + settings.stretch_cents * (float(pitch) - 69) / 12
-                _add(out, samples.note(int(pitch), float(velocity), float(end - onset), cents), start)
+                _add(out, samples.note(int(pitch), float(velocity), float(end - onset), settings.cents(pitch)), start)
     return out
 
 
