@@ -11,9 +11,17 @@ import torch
 from amt.audio import SAMPLE_RATE, WINDOW_SIZE, save_audio
 from amt.data.augment import SpectrogramAugment
 from amt.data.recordings import Recording
-from amt.data.sequences import RandomCrops, SequenceDataModule, Tiles, cached_features, frame_targets, load_recording
+from amt.data.sequences import (
+    RandomCrops,
+    SequenceDataModule,
+    Tiles,
+    cache_folder,
+    cached_features,
+    frame_targets,
+    load_recording,
+)
 from amt.errors import AmtError
-from amt.features import BANDS, LogFrequency, filterbank, log_frequency_spectrogram
+from amt.features import BANDS, LogFrequency, band_windows, filterbank, log_frequency_spectrogram
 from amt.grid import CONTEXT_GRID, FrameGrid
 from amt.labels import PIANO_KEYS, REPORT_NOTES, MusicNetLabels, write_musicnet_csv
 from amt.models.context import ContextTranscriber, HarmonicStack
@@ -37,7 +45,8 @@ def test_filterbank_bands_are_weighted_means(bands, window, count):
     assert bands.centres_midi()[bands.bands_per_semitone * 39 : bands.bands_per_semitone * 40].mean() == 60
 
 
-FRONT_ENDS = [(LogFrequency(), 4096), (LogFrequency(3), 4096), (LogFrequency(), 2048)]
+VARIABLE_Q = LogFrequency(shortest_window=1024)
+FRONT_ENDS = [(LogFrequency(), 4096), (LogFrequency(3), 4096), (LogFrequency(), 2048), (VARIABLE_Q, 4096)]
 
 
 @pytest.mark.parametrize(
@@ -56,6 +65,48 @@ def test_a_tone_peaks_in_the_bands_of_its_key(midi, bands, window):
     assert features.shape == (len(grid.recording_centres(SAMPLE_RATE)), bands.bands)
     peak = int(np.median(features.argmax(axis=1)))
     assert peak // bands.bands_per_semitone == midi - 21
+
+
+def test_variable_q_reads_each_band_from_the_shortest_window_that_resolves_it():
+    assert (band_windows(LogFrequency(), 4096, SAMPLE_RATE) == 4096).all()
+    lengths = band_windows(VARIABLE_Q, 4096, SAMPLE_RATE)
+    assert lengths[0] == 4096 and lengths[-1] == 1024 and set(lengths) == {4096, 2048, 1024}
+    assert (np.diff(lengths) <= 0).all()  # shorter windows only ever higher up
+    shorter = lengths < 4096
+    assert (SAMPLE_RATE / lengths[shorter] <= VARIABLE_Q.half_widths_hz()[shorter]).all()
+    assert (band_windows(LogFrequency(shortest_window=2048), 4096, SAMPLE_RATE) >= 2048).all()
+    for wrong in (1000, 128, 1024.0):
+        with pytest.raises(AmtError, match="shortest_window"):
+            LogFrequency(shortest_window=wrong)
+
+
+def test_variable_q_keeps_fast_repeated_notes_apart_in_the_upper_bands():
+    """C7 struck every 70 ms (a 30 ms tone, then 40 ms of silence): a 93 ms window always holds a
+    strike, a 23 ms window falls between them, so only the variable-Q bands rise and fall with each."""
+    period, t = round(0.07 * SAMPLE_RATE), np.arange(round(0.03 * SAMPLE_RATE)) / SAMPLE_RATE
+    burst = 0.5 * np.sin(2 * np.pi * 440 * 2 ** ((96 - 69) / 12) * t)
+    audio = np.zeros(SAMPLE_RATE, dtype=np.float32)
+    for start in range(0, SAMPLE_RATE - period, period):
+        audio[start : start + len(burst)] = burst
+    band = 2 * (96 - 21)
+    steady = slice(10, -10)
+    one_window = log_frequency_spectrogram(audio, GRID)[steady, band]
+    variable_q = log_frequency_spectrogram(audio, GRID, VARIABLE_Q)[steady, band]
+    assert variable_q.min() < 0.5 * variable_q.max()
+    assert one_window.min() > 0.8 * one_window.max()
+
+
+def test_each_front_end_caches_its_features_in_a_folder_of_its_own(tmp_path):
+    names = {
+        cache_folder(tmp_path, grid, bands).name
+        for grid, bands in [
+            (GRID, LogFrequency()),
+            (GRID, VARIABLE_Q),
+            (FrameGrid(HOP, 2048), LogFrequency()),
+            (GRID, LogFrequency(3, 24)),
+        ]
+    }
+    assert names == {"features-h1024", "features-h1024-q1024", "features-h1024-w2048", "features-h1024-k3+24"}
 
 
 def test_bands_past_nyquist_are_refused():

@@ -86,16 +86,19 @@ def _key(wav: Path, grid: FrameGrid, bands: LogFrequency) -> dict:
         "bands": bands.bands,
         "bands_per_semitone": bands.bands_per_semitone,
         "version": FEATURE_VERSION,
-    }
+    } | ({"shortest_window": bands.shortest_window} if bands.shortest_window else {})
 
 
 def cache_folder(root: Path, grid: FrameGrid, bands: LogFrequency) -> Path:
-    """``ROOT/features-h{hop}``, with ``-w{window}`` and ``-k{bands per semitone}+{above}`` when not the defaults."""
+    """``ROOT/features-h{hop}``, with ``-w{window}``, ``-k{bands per semitone}+{above}`` and ``-q{shortest
+    window}`` when not the defaults."""
     name = f"features-h{grid.hop}"
     if grid.window != CONTEXT_GRID.window:
         name += f"-w{grid.window}"
-    if bands != DEFAULT_BANDS:
+    if (bands.bands_per_semitone, bands.bands_above) != (DEFAULT_BANDS.bands_per_semitone, DEFAULT_BANDS.bands_above):
         name += f"-k{bands.bands_per_semitone}+{bands.bands_above}"
+    if bands.shortest_window:
+        name += f"-q{bands.shortest_window}"
     return root / name
 
 
