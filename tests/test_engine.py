@@ -103,3 +103,19 @@ def test_an_unreadable_model_card_means_reading_the_checkpoint_again(context_che
     assert engine.exported(context_checkpoint, engine="torch") is None
     engine.export_once(load(context_checkpoint))
     assert engine.exported(context_checkpoint).card == engine.ModelCard.of(load(context_checkpoint))
+
+
+def test_a_variable_q_model_runs_on_its_own_front_end_in_onnx_runtime(
+    context_checkpoint, test_recording, cache, tmp_path
+):
+    contents = torch.load(context_checkpoint, weights_only=True)
+    contents["hyper_parameters"]["model_config"]["bands"]["shortest_window"] = 1024
+    torch.save(contents, tmp_path / "variable_q.ckpt")
+    checkpoint = load(tmp_path / "variable_q.ckpt")
+    fast = engine.model_for(checkpoint, "onnx")
+    assert fast.bands == checkpoint.model.bands and fast.bands.shortest_window == 1024
+    samples = load_audio(test_recording.wav)[: 3 * SAMPLE_RATE]
+    variable_q = context_probabilities(samples, checkpoint.model).probabilities
+    np.testing.assert_allclose(context_probabilities(samples, fast).probabilities, variable_q, atol=1e-4)
+    one_window = context_probabilities(samples, load(context_checkpoint).model).probabilities
+    assert np.abs(variable_q - one_window).max() > 1e-5  # the same weights (barely trained), other features
