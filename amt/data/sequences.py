@@ -86,7 +86,7 @@ def _key(wav: Path, grid: FrameGrid, bands: LogFrequency) -> dict:
         "bands": bands.bands,
         "bands_per_semitone": bands.bands_per_semitone,
         "version": FEATURE_VERSION,
-    } | ({"shortest_window": bands.shortest_window} if bands.shortest_window else {})
+    } | ({"shortest_window": bands.shortest_window} if bands.shortest_window else {})  # one-window caches stay valid
 
 
 def cache_folder(root: Path, grid: FrameGrid, bands: LogFrequency) -> Path:
