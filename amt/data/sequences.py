@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import lightning as L
@@ -95,7 +95,7 @@ def cache_folder(root: Path, grid: FrameGrid, bands: LogFrequency) -> Path:
     name = f"features-h{grid.hop}"
     if grid.window != CONTEXT_GRID.window:
         name += f"-w{grid.window}"
-    if (bands.bands_per_semitone, bands.bands_above) != (DEFAULT_BANDS.bands_per_semitone, DEFAULT_BANDS.bands_above):
+    if replace(bands, shortest_window=None) != DEFAULT_BANDS:
         name += f"-k{bands.bands_per_semitone}+{bands.bands_above}"
     if bands.shortest_window:
         name += f"-q{bands.shortest_window}"
