@@ -23,6 +23,7 @@ import hydra
 import lightning as L
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.nn import Parameter
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
@@ -45,7 +46,9 @@ class TranscriptionModule(L.LightningModule):
     and ``scheduler(optimizer)``; schedulers step once per epoch, and ``ReduceLROnPlateau`` watches
     ``scheduler_monitor``. Batches are ``(spectra float32 [B, bins], labels float32 [B, notes])``, or
     for context models excerpts with a dict of targets named like the heads. The loss is the sum of
-    the heads' losses (:meth:`head_loss`) plus ``model.auxiliary_loss()``.
+    the heads' losses (:meth:`head_loss`) plus ``model.auxiliary_loss()``. ``pos_weight`` maps a head's
+    name to the weight of its positive targets in that head's BCE (``{"onset": 4.0}``): onsets are a
+    frame per note, so a head trained on them unweighted learns to doubt the notes that are hard to hear.
 
     Checkpoints hold tensors and plain values only, so they load with ``torch.load(weights_only=True)``
     (the default since torch 2.6, which Lightning follows): neither the model nor the optimiser and
@@ -65,6 +68,7 @@ class TranscriptionModule(L.LightningModule):
         scheduler_monitor: str = "val/ap",
         train_ap_every: int = 4,
         model_config: dict | None = None,
+        pos_weight: dict[str, float] | None = None,
     ):
         super().__init__()
         if not isinstance(train_ap_every, int) or isinstance(train_ap_every, bool) or train_ap_every < 1:
@@ -73,10 +77,14 @@ class TranscriptionModule(L.LightningModule):
             if model_config is None:
                 raise AmtError("TranscriptionModule needs a model, or a model_config to build one from")
             model = hydra.utils.instantiate(model_config)
+        pos_weight = dict(pos_weight or {})
+        for head, weight in pos_weight.items():
+            if head == "velocity" or not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight <= 0:
+                raise AmtError(f"pos_weight[{head!r}] must be a positive number for a probability head, got {weight!r}")
         self.save_hyperparameters(ignore=["model", "optimizer", "scheduler"])
         self.model = model
         self.make_optimizer, self.make_scheduler = optimizer, scheduler
-        self.criterion = nn.BCEWithLogitsLoss()
+        self.pos_weight = pos_weight
         # One metric object per stage, so validation inside a training epoch never mixes with it.
         notes = model.labels.notes
         self.train_ap, self.val_ap, self.test_ap = ap_metric(notes), ap_metric(notes), ap_metric(notes)
@@ -107,11 +115,14 @@ class TranscriptionModule(L.LightningModule):
         return loss
 
     def head_loss(self, name: str, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """BCE-with-logits for a probability head; for ``velocity``, the squared error of its sigmoid
-        against velocity / 127, over the frames where a note with a known velocity starts (target > 0),
-        as Onsets and Frames trains its velocity head."""
+        """BCE-with-logits for a probability head (its positive targets weighted by ``pos_weight``); for
+        ``velocity``, the squared error of its sigmoid against velocity / 127, over the frames where a
+        note with a known velocity starts (target > 0), as Onsets and Frames trains its velocity head."""
         if name != "velocity":
-            return self.criterion(logits, target)
+            weight = self.pos_weight.get(name, 1.0)
+            return F.binary_cross_entropy_with_logits(
+                logits, target, pos_weight=None if weight == 1.0 else logits.new_tensor(weight)
+            )
         known = target > 0
         return ((logits.sigmoid() - target) ** 2 * known).sum() / known.sum().clamp(min=1)
 

@@ -67,6 +67,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, TranscriptionModule, 
         optimizer=optimizer,
         scheduler=scheduler,
         model_config=OmegaConf.to_container(cfg.model, resolve=True),
+        pos_weight=OmegaConf.to_container(cfg.loss.pos_weight, resolve=True),
     )
     loggers = [instantiate(node, **logger_options(node, cfg)) for node in (cfg.get("logger") or {}).values()]
     callbacks = [instantiate(node) for node in (cfg.get("callbacks") or {}).values()]

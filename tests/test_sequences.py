@@ -1,6 +1,7 @@
 """The context models' data path: log-frequency features, per-frame targets, crops, augmentation, models."""
 
 import json
+import math
 import os
 
 import numpy as np
@@ -352,6 +353,23 @@ def test_the_velocity_loss_counts_only_onsets_with_a_known_velocity():
     target[0, 1, 10], target[0, 2, 20] = 1.0, 0.25
     assert float(module.head_loss("velocity", logits, target)) == pytest.approx((0.5**2 + 0.25**2) / 2)
     assert float(module.head_loss("velocity", logits, torch.zeros(1, 4, 81))) == 0.0
+
+
+def test_pos_weight_weighs_a_heads_positive_targets_and_leaves_the_others_alone():
+    model = ContextTranscriber(channels=4, features=16, hidden=8)
+    module = TranscriptionModule(model, pos_weight={"onset": 4.0, "frame": 1.0})
+    logits = torch.zeros(1, 4, 81)  # BCE log 2 per cell, positive or negative
+    target = torch.zeros(1, 4, 81)
+    target[0, 1, 10] = target[0, 2, 20] = 1.0
+    cells, positives = target.numel(), 2
+    weighted = math.log(2) * (cells - positives + 4.0 * positives) / cells
+    assert float(module.head_loss("onset", logits, target)) == pytest.approx(weighted)
+    assert float(module.head_loss("frame", logits, target)) == pytest.approx(math.log(2))
+    assert float(module.head_loss("offset", logits, target)) == pytest.approx(math.log(2))
+    assert float(TranscriptionModule(model).head_loss("onset", logits, target)) == pytest.approx(math.log(2))
+    for bad in ({"onset": 0.0}, {"onset": True}, {"onset": "4"}, {"velocity": 2.0}):
+        with pytest.raises(AmtError, match="pos_weight"):
+            TranscriptionModule(model, pos_weight=bad)
 
 
 def test_harmonic_stacking_lines_up_each_keys_partials():

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -64,6 +65,7 @@ def test_resuming_from_the_last_checkpoint_ends_at_the_same_epoch_count_in_the_s
         (["model=cnn_multi", "data.datamodule.bins=128"], "does not match the model"),
         (["model=context_tcn", "init_from=amt/weights/default.ckpt"], "weights do not fit model=ContextTranscriber"),
         (["init_from=missing.ckpt"], "missing.ckpt: no such checkpoint to initialise from"),
+        (["model=context_tcn", "data=sequences", "loss.pos_weight.onset=0"], "pos_weight['onset'] must be a positive"),
     ],
 )
 def test_bad_config_fails_at_start_with_one_line(run_env, overrides, message):
@@ -80,9 +82,11 @@ def test_a_context_model_trains_on_augmented_sequences_and_its_checkpoint_transc
 
     run = tmp_path / "run"
     overrides = ["model=context_tcn", "data=sequences_augmented", "data.preset=tiny", "trainer.max_epochs=2"]
-    train(run_env, *overrides, "logger=csv", "data.datamodule.crop_frames=64", run=run)
+    train(run_env, *overrides, "logger=csv", "data.datamodule.crop_frames=64", "loss.pos_weight.onset=4", run=run)
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["config"] == "context_tcn" and metrics["epochs"] == 2 and 0 < metrics["test/ap"] <= 1
+    saved = torch.load(metrics["best_checkpoint"], weights_only=True)["hyper_parameters"]["pos_weight"]
+    assert saved == {"frame": 1.0, "onset": 4.0, "offset": 1.0}
     model = load(metrics["best_checkpoint"]).model
     assert model.context and model.grid == FrameGrid(hop=1024)
 
