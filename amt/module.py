@@ -23,8 +23,8 @@ import hydra
 import lightning as L
 import torch
 from torch import nn
-from torch.nn import functional as F
 from torch.nn import Parameter
+from torch.nn import functional as F
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 from torchmetrics import Metric
