@@ -3,6 +3,7 @@
 import json
 import math
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import pretty_midi
@@ -224,6 +225,23 @@ def test_the_datamodule_gives_crops_with_frame_and_onset_targets(corpus):
         covered[start : start + 64] = True
     assert covered.all()
     assert len(data.train_dataloader().dataset) == sum(len(r.features) for r in data.splits["train"]) // 64
+
+
+def test_each_data_parallel_process_draws_its_own_crops(corpus):
+    """Every process is seeded alike; the datamodule offsets each one's generator by its rank."""
+
+    def first_batch(trainer):
+        torch.manual_seed(0)
+        data = SequenceDataModule(corpus, hop=HOP, crop_frames=64, batch_size=4)
+        data.trainer = trainer
+        data.prepare_data()
+        data.setup("fit")
+        return next(iter(data.train_dataloader()))[0]
+
+    alone = first_batch(None)
+    rank0, rank1 = (first_batch(SimpleNamespace(world_size=2, global_rank=rank)) for rank in (0, 1))
+    assert torch.equal(rank0, alone) and not torch.equal(rank1, alone)
+    assert torch.equal(rank1, first_batch(SimpleNamespace(world_size=2, global_rank=1)))
 
 
 def test_spectrograms_can_be_cached_outside_the_recordings_folder(corpus, tmp_path_factory):

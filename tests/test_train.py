@@ -103,10 +103,18 @@ def test_init_from_starts_training_from_a_bundled_model(run_env, tmp_path):
 
 
 @pytest.mark.slow
-def test_data_parallel_training_logs_its_metrics_without_false_sync_warnings(run_env, tmp_path):
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["model=cnn_1layer", "trainer.strategy=ddp", "trainer.devices=2"],
+        ["model=context_tcn", "data=sequences_augmented", "data.datamodule.crop_frames=64", "trainer=cpu_ddp"],
+    ],
+    ids=["windows", "sequences"],
+)
+def test_data_parallel_training_logs_its_metrics_without_false_sync_warnings(run_env, tmp_path, overrides):
     run = tmp_path / "run"
-    overrides = ["model=cnn_1layer", "data.preset=tiny", "trainer.max_epochs=1", "logger=csv"]
-    result = train(run_env, *overrides, "trainer.strategy=ddp", "trainer.devices=2", run=run)
+    common = ["data.preset=tiny", "trainer.max_epochs=1", "logger=csv", "threads.intra_op=1"]
+    result = train(run_env, *common, *overrides, run=run)
     assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in result.stderr + result.stdout
     assert "sync_dist" not in result.stderr + result.stdout  # torchmetrics syncs the metrics itself
     metrics = json.loads((run / "metrics.json").read_text())

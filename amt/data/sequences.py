@@ -156,8 +156,9 @@ class RandomCrops(Dataset):
     """``crops`` random crops a pass; recordings drawn in proportion to their length.
 
     Positions come from torch's global generator (seeded by ``L.seed_everything``, per worker when
-    loading in workers). With an :class:`SpectrogramAugment`, each crop is augmented; mixing draws a
-    second crop.
+    loading in workers, per process when training data-parallel: :meth:`SequenceDataModule.setup`).
+    The index is ignored, so a distributed sampler's shards alone would not tell processes apart.
+    With an :class:`SpectrogramAugment`, each crop is augmented; mixing draws a second crop.
     """
 
     def __init__(
@@ -254,6 +255,9 @@ class SequenceDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if not self.splits:
+            if self.trainer is not None and self.trainer.world_size > 1:
+                # seed_everything seeded every process alike; without this, each would draw the same crops.
+                torch.manual_seed(torch.initial_seed() + self.trainer.global_rank)
             self.splits = {
                 split: [
                     load_recording(r, self.cache_dir, self.grid, self.labels, self.bands)
