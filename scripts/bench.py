@@ -20,8 +20,9 @@ steady-state rate (the first steps of every run are warm-up and not timed). Repo
   the wav file to the MIDI file and note csv, for the bundled cnn_multi at the report's hop and at a
   4× finer one, and for the default model (the context model, onsets decoder) run by PyTorch, by
   PyTorch with ``torch.compile`` (compiled in an untimed first run) and by ONNX Runtime
-  (:mod:`amt.engine`, when installed); models are loaded once before timing, as ``amt transcribe``
-  does for many files;
+  (:mod:`amt.engine`, when installed), in float and with int8 weights (ONNX Runtime's dynamic
+  quantisation, with how far its notes and probabilities move from float's); models are loaded once
+  before timing, as ``amt transcribe`` does for many files;
 * start-up (``--startup``): the wall time of the whole ``amt transcribe`` command on a two-second
   recording with the default model, from the shell to the files written (the transcription itself
   takes milliseconds), by PyTorch and by ONNX Runtime from its cached graph, which skips importing
@@ -37,6 +38,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import dataclasses
 import functools
 import logging
 import statistics
@@ -56,17 +58,18 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorData
 
 from amt.audio import SAMPLE_RATE, WINDOW_SIZE, save_audio
 from amt.bundled import CNN_MULTI_CHECKPOINT
-from amt.checkpoint import load
+from amt.checkpoint import Checkpoint, load
 from amt.data.datamodule import SpectraDataset
 from amt.data.render import Track, render_harmonic
 from amt.decode import default_decoder
-from amt.engine import model_for, onnx_installed
+from amt.engine import Exported, export_once, model_for, onnx_installed
 from amt.grid import FrameGrid
 from amt.labels import REPORT_NOTES
+from amt.metrics import matched_notes
 from amt.models.cnn import CNN1Layer, CNNMulti, SameConv1d
 from amt.module import TranscriptionModule
 from amt.threads import CpuLoad, ThreadSettings, usable_cores
-from amt.transcribe import Outputs, TranscribeSettings, transcribe_file
+from amt.transcribe import Outputs, TranscribeSettings, Transcription, transcribe_file
 
 EPOCH_WINDOWS = 62_500
 """Training windows in one mini-MusicNet epoch."""
@@ -180,6 +183,32 @@ def real_time_factor(audio: Path, model: nn.Module, settings: TranscribeSettings
     start = time.perf_counter()
     transcribe_file(audio, Outputs(audio.with_suffix(".mid")), model, settings)
     return seconds / (time.perf_counter() - start)
+
+
+def int8_graph(checkpoint: Checkpoint, folder: Path) -> Exported:
+    """``checkpoint``'s ONNX graph with int8 weights (ONNX Runtime's dynamic quantisation of every
+    operator it can quantise: the convolutions and the matrix products), written in ``folder``."""
+    from onnxruntime.quantization import quantize_dynamic
+
+    exported = export_once(checkpoint)
+    graph = folder / "int8.onnx"
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # it advises pre-processing the graph (shape inference) on the root logger
+    try:
+        quantize_dynamic(exported.graph, graph)
+    finally:
+        root.setLevel(level)
+    return dataclasses.replace(exported, graph=graph)
+
+
+def agreement(reference: Transcription, other: Transcription) -> tuple[float, float]:
+    """Onset-only note F1 of ``other``'s notes against ``reference``'s, and the largest difference
+    between their frame and onset probabilities."""
+    matched = matched_notes(reference.events, other.events, offset_ratio=None)
+    f1 = 2 * matched / max(1, len(reference.events) + len(other.events))
+    ref, oth = reference.frames, other.frames
+    return f1, float(max(np.abs(ref.probabilities - oth.probabilities).max(), np.abs(ref.onsets - oth.onsets).max()))
 
 
 def startup_seconds(audio: Path, engine: str) -> float:
@@ -319,6 +348,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         torch.set_num_threads(threads)
     rtf: dict[str, list[float]] = {}
+    int8_agreement = None
     if args.rtf_minutes > 0:
         with tempfile.TemporaryDirectory() as folder:
             audio = Path(folder) / "recording.wav"
@@ -333,8 +363,16 @@ def main(argv: list[str] | None = None) -> None:
             as_shipped = TranscribeSettings(
                 decoder=default_decoder(default.model.context), decoder_config=default.decoder_config
             )
-            for engine in ("torch", "onnx") if onnx_installed() else ("torch",):
-                model = model_for(default, engine)
+            engines = ("torch", "onnx") if onnx_installed() else ("torch",)
+            models = {engine: model_for(default, engine) for engine in engines}
+            if onnx_installed():
+                models["onnx int8"] = model_for(int8_graph(default, Path(folder)), "onnx", threads=threads)
+                transcribed = {
+                    name: transcribe_file(audio, Outputs(audio.with_suffix(".mid")), models[name], as_shipped)
+                    for name in ("onnx", "onnx int8")
+                }
+                int8_agreement = agreement(transcribed["onnx"], transcribed["onnx int8"])
+            for engine, model in models.items():
                 contenders[f"default model, {engine}"] = functools.partial(
                     real_time_factor, audio, model, as_shipped, seconds
                 )
@@ -391,6 +429,11 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"{'transcribe, ' + name:<42}{statistics.median(factors):>8,.0f}× real time (median; best "
             f"{max(factors):,.0f}×), {args.rtf_minutes:g}-minute wav → MIDI + csv"
+        )
+    if int8_agreement is not None:
+        print(
+            f"{'int8 against float (onnx)':<42}note F1 {int8_agreement[0]:.3f} of its notes against float's, "
+            f"probabilities within {int8_agreement[1]:.3f}"
         )
     for engine, seconds in startup.items():
         print(

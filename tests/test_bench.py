@@ -30,6 +30,8 @@ def test_bench_prints_every_figure(capsys):
         "cnn_multi, hop 4096",
         "default model, torch ",
         "default model, torch.compile",
+        "default model, onnx int8",
+        "int8 against float (onnx)",
         f"train ms/step, {bench.usable_cores()} threads (torch)",
         "inference windows/s, auto threads (amt)",
         "threads used, auto threads (amt)",
