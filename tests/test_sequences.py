@@ -12,7 +12,7 @@ import torch
 
 from amt.audio import SAMPLE_RATE, WINDOW_SIZE, save_audio
 from amt.data.augment import SpectrogramAugment
-from amt.data.recordings import Recording
+from amt.data.recordings import Recording, find_recordings
 from amt.data.sequences import (
     RandomCrops,
     SequenceDataModule,
@@ -22,6 +22,7 @@ from amt.data.sequences import (
     frame_targets,
     load_recording,
 )
+from amt.data.synth import SynthCorpus, load_preset
 from amt.errors import AmtError
 from amt.features import BANDS, LogFrequency, band_windows, filterbank, log_frequency_spectrogram
 from amt.grid import CONTEXT_GRID, FrameGrid
@@ -242,6 +243,18 @@ def test_each_data_parallel_process_draws_its_own_crops(corpus):
     rank0, rank1 = (first_batch(SimpleNamespace(world_size=2, global_rank=rank)) for rank in (0, 1))
     assert torch.equal(rank0, alone) and not torch.equal(rank1, alone)
     assert torch.equal(rank1, first_batch(SimpleNamespace(world_size=2, global_rank=1)))
+
+
+def test_extra_corpora_are_built_and_join_training_only(corpus, tmp_path_factory):
+    extra = SynthCorpus(tmp_path_factory.mktemp("extra") / "tiny", preset="tiny", seed=1, progress=False)
+    data = SequenceDataModule(corpus, hop=HOP, crop_frames=64, extra_train=[extra])
+    data.prepare_data()
+    data.setup("fit")
+    extra_train = find_recordings(extra.recordings_dir, "train")
+    assert len(extra_train) == load_preset("tiny").recordings[0]
+    assert [r.id for r in data.splits["train"]] == ["train0", "train1", "train2"] + [r.id for r in extra_train]
+    assert [r.id for r in data.splits["valid"]] == ["valid0"]
+    assert len(list(cache_folder(extra.recordings_dir, data.grid, data.bands).glob("*.npy"))) >= len(extra_train)
 
 
 def test_spectrograms_can_be_cached_outside_the_recordings_folder(corpus, tmp_path_factory):

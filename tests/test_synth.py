@@ -12,6 +12,7 @@ import soundfile
 from music21 import duration
 
 from amt.audio import SAMPLE_RATE, load_audio
+from amt.cli import main
 from amt.data import perform, render, synth
 from amt.data.perform import INSTRUMENTS
 from amt.data.recordings import SPLITS
@@ -154,8 +155,35 @@ def test_an_interrupted_build_leaves_no_corpus_json(tmp_path, monkeypatch):
 
 
 def test_unknown_preset_is_one_clear_error(tmp_path):
-    with pytest.raises(AmtError, match="unknown synth corpus preset 'huge'; presets: mini, tiny, tiny-varied, varied"):
+    with pytest.raises(
+        AmtError, match="unknown synth corpus preset 'huge'; presets: mini, piano-uiowa, tiny, tiny-varied, varied"
+    ):
         SynthCorpus(tmp_path, "huge")
+
+
+def test_a_training_only_corpus_builds_without_the_other_splits(tmp_path, monkeypatch, capsys):
+    recipes = tmp_path / "corpus"
+    recipes.mkdir()
+    (recipes / "tiny.yaml").write_text((synth.CORPUS_RECIPES / "tiny.yaml").read_text())
+    (recipes / "tiny-train.yaml").write_text("extends: tiny\nrecordings: [2, 0, 0]\n")
+    monkeypatch.setattr(synth, "CORPUS_RECIPES", recipes)
+    main(["data", "synth", "--preset", "tiny-train", "--out", str(tmp_path / "built")])
+    assert "corpus ready" in capsys.readouterr().out
+    corpus = SynthCorpus(tmp_path / "built", "tiny-train", progress=False)
+    assert corpus.splits == ["train"]
+    entries = json.loads((corpus.root / synth.CORPUS_JSON).read_text())["recordings"]
+    assert [entry["split"] for entry in entries] == ["train"] * 2
+    assert sorted(p.name for p in corpus.recordings_dir.iterdir() if not p.name.startswith(".")) == [
+        "train_data", "train_labels", "train_midi"
+    ]  # fmt: skip
+
+
+def test_a_recipe_extends_another_by_replacing_its_top_level_keys():
+    extra, varied = load_preset("piano-uiowa"), load_preset("varied")
+    assert extra.acoustics == varied.acoustics and extra.synth == varied.synth
+    assert extra.duration_s == varied.duration_s and extra.audio_format == varied.audio_format
+    assert extra.recordings == (300, 0, 0) and extra.families == (("piano", 1.0),)
+    assert extra.voices == {"train": (render.Voice("sampler", "uiowa"),)}
 
 
 def test_mini_plan_matches_mini_musicnet_and_splits_by_piece():

@@ -173,7 +173,7 @@ SOUNDS = {
     "musescore": "/usr/share/sounds/sf3/MuseScore_General.sf3",  # musescore-general-soundfont: evaluation only
 }
 """Short names for the sound sets Debian packages (a recipe may also give a path); the sampler's
-``salamander`` is downloaded once instead (:mod:`amt.data.samples`)."""
+recorded pianos (``salamander``, ``uiowa``) are downloaded once instead (:mod:`amt.data.samples`)."""
 
 
 @dataclass(frozen=True)
@@ -192,9 +192,9 @@ class Voice:
         if self.synth in ("additive", "harmonic"):
             return Renderer(None, self.synth)
         if self.synth == "sampler":
-            from amt.data.samples import prepare
+            from amt.data.samples import prepare_source
 
-            return Renderer(prepare(None if self.sounds in (None, "salamander") else self.sounds).resolve(), "sampler")
+            return Renderer(prepare_source(self.sounds).resolve(), "sampler")
         path = Path(SOUNDS.get(self.sounds or "", self.sounds or "")).expanduser()
         if self.synth == "fluidsynth":
             return choose_renderer(path, evaluation=evaluation)

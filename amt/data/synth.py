@@ -253,15 +253,24 @@ def preset_names() -> list[str]:
     return sorted(path.stem for path in CORPUS_RECIPES.glob("*.yaml"))
 
 
-def load_preset(name: str) -> Preset:
-    """The recipe ``conf/corpus/NAME.yaml``, instantiated (one clear line for an unknown name)."""
-    from hydra.utils import instantiate
+def _recipe(name: str) -> dict:
+    """``conf/corpus/NAME.yaml`` as a dict; a recipe with ``extends: BASE`` is BASE with its top-level
+    keys replaced by the recipe's (a whole ``voices`` or ``families``, not parts of one)."""
     from omegaconf import OmegaConf
 
     path = CORPUS_RECIPES / f"{name}.yaml"
     if not path.is_file():
         raise AmtError(f"unknown synth corpus preset {name!r}; presets: {', '.join(preset_names())}")
-    return instantiate(OmegaConf.load(path), _convert_="all")
+    recipe = OmegaConf.to_container(OmegaConf.load(path))
+    base = recipe.pop("extends", None)
+    return {**_recipe(base), **recipe} if base else recipe
+
+
+def load_preset(name: str) -> Preset:
+    """The recipe ``conf/corpus/NAME.yaml``, instantiated (one clear line for an unknown name)."""
+    from hydra.utils import instantiate
+
+    return instantiate(_recipe(name), _convert_="all")
 
 
 # --- planning: which pieces, which split ---------------------------------------------------------
@@ -552,6 +561,11 @@ class SynthCorpus:
     def windows_dir(self) -> Path:
         return self.root / "windows"
 
+    @property
+    def splits(self) -> list[str]:
+        """The splits the recipe makes recordings for (a training-only corpus has no others)."""
+        return [split for split, count in zip(SPLITS, self.preset.recordings, strict=True) if count]
+
     def params(self, renderers: Mapping[str, list[tuple[Renderer, float]]]) -> dict:
         """The cache key: everything that changes the recordings (not the worker count)."""
         import music21
@@ -580,7 +594,7 @@ class SynthCorpus:
             "margin_s": self.preset.margin_s,
         }
         if not windows_complete(self.windows_dir, window_params):
-            splits = {split: find_recordings(self.recordings_dir, split) for split in SPLITS}
+            splits = {split: find_recordings(self.recordings_dir, split) for split in self.splits}
             write_windows(
                 splits,
                 self.windows_dir,
