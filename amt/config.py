@@ -130,7 +130,7 @@ def check_run_config(cfg) -> None:
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None and not _positive_int(value, minimum):
             raise AmtError(f"{key}={value!r}: must be a whole number from {minimum}")
-    for key in ("ckpt_path", "init_from"):
+    for key in ("ckpt_path", "init_from", "grow_from"):
         value = cfg.get(key)
         if value is not None and not isinstance(value, str):
             raise AmtError(f"{key}={value!r}: must be the path of a checkpoint")

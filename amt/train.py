@@ -32,6 +32,7 @@ from amt.checkpoint import check_resumable, initialise_from, remove_damaged_chec
 from amt.config import CONF_DIR, check_group_choices, check_output_folder, check_run_config
 from amt.errors import AmtError
 from amt.files import write_json
+from amt.grow import grow_from
 from amt.loggers import previous_run_id, run_name, run_tags
 from amt.module import TranscriptionModule
 
@@ -54,8 +55,12 @@ REPORTED = ("train/ap", "val/ap", "test/ap", "train/loss", "val/loss", "test/los
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, TranscriptionModule, L.Trainer]:
     """Instantiate everything a run needs from its composed config, checking that the parts fit."""
     model = instantiate(cfg.model)
+    if cfg.get("init_from") and cfg.get("grow_from"):
+        raise AmtError("init_from and grow_from both set: start from one checkpoint")
     if cfg.get("init_from"):
         initialise_from(model, cfg.init_from)
+    if cfg.get("grow_from"):
+        grow_from(model, cfg.grow_from)
     datamodule = instantiate(cfg.data.datamodule)
     if datamodule.bins != model.bins:
         raise AmtError(f"data.bins={datamodule.bins} does not match the model, which takes {model.bins} bins")

@@ -65,6 +65,8 @@ def test_resuming_from_the_last_checkpoint_ends_at_the_same_epoch_count_in_the_s
         (["model=cnn_multi", "data.datamodule.bins=128"], "does not match the model"),
         (["model=context_tcn", "init_from=amt/weights/default.ckpt"], "weights do not fit model=ContextTranscriber"),
         (["init_from=missing.ckpt"], "missing.ckpt: no such checkpoint to initialise from"),
+        (["model=context_tcn", "grow_from=amt/weights/default.ckpt"], "larger than"),
+        (["init_from=amt/weights/default.ckpt", "grow_from=amt/weights/default.ckpt"], "init_from and grow_from both"),
         (["model=context_tcn", "data=sequences", "loss.pos_weight.onset=0"], "pos_weight['onset'] must be a positive"),
     ],
 )
