@@ -78,7 +78,7 @@ def _check_same_kind(large: ContextTranscriber, small: ContextTranscriber, sourc
     target, weights = large.state_dict(), small.state_dict()
     for name, old in weights.items():
         new = target[name]
-        if any(o > n for o, n in zip(old.shape, new.shape)):
+        if any(o > n for o, n in zip(old.shape, new.shape, strict=True)):
             raise AmtError(
                 f"{source}: {name} is {tuple(old.shape)}, larger than {tuple(new.shape)} in the model to grow into"
             )
