@@ -55,6 +55,8 @@ def test_a_measurement_too_short_to_trust_goes_on_until_it_is_long_enough():
 
 @pytest.mark.skipif(usable_cores() < 2, reason="giving way needs a second core")
 def test_auto_threads_give_a_busy_core_away_and_take_it_back(restore_threads):
+    if CpuLoad().others(wait=True) > 0.5:
+        pytest.skip("another program keeps a core busy already, so none comes back when the spinner stops")
     settings = ThreadSettings()
     spinners = spinning(1)
     try:
