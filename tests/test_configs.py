@@ -11,6 +11,7 @@ instantiated (a datamodule would build its corpus).
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import IntervalSweep
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import amt.config  # noqa: F401  (registers the ${amt.stages:...} resolver, as train.py's import does)
@@ -164,3 +166,26 @@ def test_every_corpus_recipe_loads_and_names_sounds_that_exist(recipe):
     if preset.voices is not None and fluidsynth_problem() is None:
         renderers = preset.renderers()  # every soundfont installed, none evaluation-only outside the test split
         assert all(renderers[split] for split in preset.voices)
+
+
+STARTS_FROM_A_CHECKPOINT = sorted(
+    yaml for yaml in CONF.rglob("*.yaml") if re.search(r"^(init|grow)_from: (?!null)\S", yaml.read_text(), re.MULTILINE)
+)
+
+
+@pytest.mark.parametrize("yaml", STARTS_FROM_A_CHECKPOINT, ids=lambda yaml: str(yaml.relative_to(CONF)))
+def test_a_recipe_that_starts_from_a_bundled_model_fits_it(yaml, compose_job):
+    """Fine-tuning recipes name amt/weights/default.ckpt: when the default changes size, they must follow."""
+    from amt.checkpoint import initialise_from
+    from amt.grow import grow_from
+
+    group, choice = group_and_choice(yaml)
+    primary, override = "sweep" if group in SWEEP_GROUPS else "train", f"{group}={choice}"
+    jobs = study_jobs(compose_job(primary, [override])) if group == "study" else [[]]
+    for job in jobs:
+        cfg = compose_job(primary, [override, *job])
+        model = instantiate(cfg.model)
+        if cfg.init_from:
+            initialise_from(model, REPO / cfg.init_from)
+        else:
+            grow_from(model, REPO / cfg.grow_from)
