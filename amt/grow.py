@@ -15,14 +15,22 @@ zero-initialised form) starts it where the smaller one ended:
 Grown wider only, the model computes exactly what the smaller one does; with new levels, its
 probabilities start within about 1e-3 of it (measured by ``tests/test_grow.py``).
 
+The input may grow too: harmonic stacking (``harmonics``) added to a model trained without it, as
+basic-pitch and harmonica-amt read their spectrograms. Trained from scratch, that front end learns
+slowest of those the front-end study compared; grown, it starts where the trained model is. The bands
+gain those above the keys that the harmonics read (``bands_above``) and leave the key bands as they were;
+the first convolution's weights from the old stacking channel are copied to that channel's place
+among the new ones and its weights from the new channels start at zero.
+
 The frame head reads ``[temporal features, onset probabilities, offset probabilities]``: the
-probabilities move to just after the larger model's features. Everything but size (front end, label
-space, heads, temporal model; a GRU's hidden size) must match.
+probabilities move to just after the larger model's features. Everything else (the frame grid, the
+key bands, label space, heads, temporal model; a GRU's hidden size) must match.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -32,6 +40,8 @@ from amt.errors import AmtError
 from amt.models.context import ContextTranscriber
 
 NEW_LEVEL_SCALE = 1e-3
+FIRST_CONVOLUTION = "encoder.convs.0.weight"
+"""``[channels, stacking channels, 3, 3]``: the parameter whose input channels are the harmonics."""
 
 
 def grow_from(large: nn.Module, ckpt: str | os.PathLike) -> None:
@@ -53,6 +63,8 @@ def grow(large: ContextTranscriber, small: ContextTranscriber, source: str | os.
             grown[name] = tensor
         elif name == "frame_head.0.weight":
             grown[name] = _frame_head_input(tensor, weights[name], _width(small))
+        elif name == FIRST_CONVOLUTION:
+            grown[name] = _stacking_input(tensor, weights[name], small.stack.shifts, large.stack.shifts)
         else:
             grown[name] = _embed(tensor, weights[name])
     large.load_state_dict(grown)
@@ -64,10 +76,16 @@ def grow(large: ContextTranscriber, small: ContextTranscriber, source: str | os.
 
 
 def _check_same_kind(large: ContextTranscriber, small: ContextTranscriber, source: str | os.PathLike) -> None:
+    if not set(small.stack.shifts) <= set(large.stack.shifts):
+        raise AmtError(
+            f"{source}: harmonic stacking {small.stack.shifts} (band shifts) is not a part of {large.stack.shifts};"
+            " growing adds harmonics, it does not drop them"
+        )
+    if large.bands.bands_above < small.bands.bands_above:
+        raise AmtError(f"{source}: more bands above the keys ({small.bands.bands_above}) than the model to grow into")
     for what, mine, theirs in (
         ("frame grid", large.grid, small.grid),
-        ("bands", large.bands, small.bands),
-        ("harmonic stacking", large.stack.shifts, small.stack.shifts),
+        ("key bands", replace(large.bands, bands_above=0), replace(small.bands, bands_above=0)),
         ("label space", large.labels, small.labels),
         ("temporal model", large.temporal_kind, small.temporal_kind),
         ("offset head", large.offset_head is None, small.offset_head is None),
@@ -96,6 +114,16 @@ def _embed(tensor: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
     if tensor.dim() >= 2:
         grown[: old.shape[0], old.shape[1] :] = 0
     grown[tuple(slice(0, size) for size in old.shape)] = old
+    return grown
+
+
+def _stacking_input(tensor: torch.Tensor, old: torch.Tensor, old_shifts: list[int], shifts: list[int]) -> torch.Tensor:
+    """The first convolution: each old stacking channel's weights moved to where that harmonic is among
+    the new ones; an old output channel's weights from new harmonics zeroed."""
+    grown, rows = tensor.clone(), old.shape[0]
+    grown[:rows] = 0
+    for column, shift in enumerate(old_shifts):
+        grown[:rows, shifts.index(shift)] = old[:, column]
     return grown
 
 

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from hydra.utils import instantiate
 
 from amt import engine
 from amt.audio import SAMPLE_RATE, load_audio
@@ -119,3 +120,25 @@ def test_a_variable_q_model_runs_on_its_own_front_end_in_onnx_runtime(
     np.testing.assert_allclose(context_probabilities(samples, fast).probabilities, variable_q, atol=1e-4)
     one_window = context_probabilities(samples, load(context_checkpoint).model).probabilities
     assert np.abs(variable_q - one_window).max() > 1e-5  # the same weights (barely trained), other features
+
+
+def test_a_harmonic_stacking_model_runs_on_its_own_front_end_in_onnx_runtime(
+    context_checkpoint, test_recording, cache, tmp_path
+):
+    contents = torch.load(context_checkpoint, weights_only=True)
+    config = contents["hyper_parameters"]["model_config"]
+    config["bands"]["bands_above"] = 27
+    config["harmonics"] = [0.5, 1, 2, 3, 4, 5, 6, 7]
+    torch.manual_seed(3)
+    stacked = instantiate(config)
+    contents["state_dict"] = {f"model.{name}": tensor for name, tensor in stacked.state_dict().items()}
+    torch.save(contents, tmp_path / "stacked.ckpt")
+    checkpoint = load(tmp_path / "stacked.ckpt")
+    assert checkpoint.model.stack.shifts == [-24, 0, 24, 38, 48, 56, 62, 67] and checkpoint.model.bins == 230
+    fast = engine.model_for(checkpoint, "onnx")
+    assert fast.bands == checkpoint.model.bands and fast.bins == 230
+    samples = load_audio(test_recording.wav)[: 3 * SAMPLE_RATE]
+    expected = context_probabilities(samples, checkpoint.model)
+    got = context_probabilities(samples, fast)
+    for head in ("probabilities", "onsets"):
+        np.testing.assert_allclose(getattr(got, head), getattr(expected, head), atol=1e-4)
