@@ -510,7 +510,7 @@ def _add_transcribe(commands: Commands) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from amt.evaluate import diagnostics_table, endings_table, evaluate, results_table, write_csv
+    from amt.evaluate import diagnostics_table, endings_table, evaluate, false_alarms_table, results_table, write_csv
     from amt.files import write_json
     from amt.grid import FrameGrid
 
@@ -526,6 +526,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         _print_wide(diagnostics_table(system, table))
     if "endings" in results:
         _print_wide(endings_table(str(args.path), results["endings"]))
+        _print_wide(false_alarms_table(str(args.path), results["false_alarms"]))
     if args.json:
         write_json(results, args.json)
     if args.csv:
@@ -548,7 +549,8 @@ def _add_evaluate(commands: Commands) -> None:
         "--diagnostics",
         action="store_true",
         help="where notes are lost (note recall, precision and F1 by octave, polyphony, duration, velocity, timbre)"
-        " and where found notes end (offsets on time, early, late; key-up under the pedal or not)",
+        " and where found notes end (offsets on time, early, late; key-up under the pedal or not), and what the"
+        " false alarms mistook (an octave, a semitone, ...)",
     )
     evaluate.add_argument("--json", type=Path, help="write all metrics as JSON")
     evaluate.add_argument("--csv", type=Path, help="write all metrics as CSV")

@@ -11,6 +11,11 @@ Endings (:func:`endings`) separate the two things note F1 with offsets needs: a 
 offset within mir_eval's tolerance of that note's. They are split by whether the reference key-up falls
 while the sustain pedal is down, when the performance MIDI says: then the string rings on past the
 key-up, so its time is not in the audio.
+
+False alarms (:func:`false_alarms`) say what the predicted notes that match nothing mistook: a
+reference note struck within the onset tolerance an octave or two away (a partial or a sub-octave
+heard as a key), a semitone away (pitch resolution), on the same key (a second strike), at another
+interval, or no reference note struck near it at all (a note out of the reverb or the sustain).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from amt.metrics import note_matches, offset_tolerance
+from amt.metrics import ONSET_TOLERANCE_S, note_matches, offset_tolerance
 from amt.notes import NoteEvent
 
 Tally = dict[str, dict[str, list[int]]]
@@ -132,6 +137,49 @@ def metrics(counts: Tally) -> dict[str, dict[str, dict[str, float | int | None]]
                 "f1": f1,
             }
     return table
+
+
+FALSE_ALARM_KINDS = ("same key", "octave", "semitone", "other key", "no onset near")
+"""What an unmatched predicted note is, by the nearest in pitch of the reference notes struck within
+the onset tolerance of it (checked in this order): same key, ±12 or ±24 semitones, ±1, any other, none."""
+
+
+def false_alarms(reference: Sequence[NoteEvent], estimate: Sequence[NoteEvent]) -> dict[str, int]:
+    """How many of the predicted notes that match no reference note are of each kind of
+    :data:`FALSE_ALARM_KINDS`."""
+    matched = {j for _, j in note_matches(reference, estimate, offset_ratio=None)}
+    onsets = np.array([note.onset_s for note in reference])
+    pitches = np.array([note.pitch for note in reference])
+    found = dict.fromkeys(FALSE_ALARM_KINDS, 0)
+    for j, note in enumerate(estimate):
+        if j in matched:
+            continue
+        intervals = np.abs(pitches[np.abs(onsets - note.onset_s) <= ONSET_TOLERANCE_S] - note.pitch)
+        if not len(intervals):
+            kind = "no onset near"
+        elif 0 in intervals:
+            kind = "same key"
+        elif np.isin(intervals, (12, 24)).any():
+            kind = "octave"
+        elif 1 in intervals:
+            kind = "semitone"
+        else:
+            kind = "other key"
+        found[kind] += 1
+    return found
+
+
+def add_false_alarms(total: dict[str, int], more: dict[str, int]) -> dict[str, int]:
+    """Two false-alarm counts together, kind by kind."""
+    for kind, count in more.items():
+        total[kind] = total.get(kind, 0) + count
+    return total
+
+
+def false_alarm_metrics(found: dict[str, int]) -> dict[str, dict[str, float | int]]:
+    """Per kind: the false alarms and their share of them all."""
+    everything = sum(found.values())
+    return {kind: {"notes": count, "share": count / everything if everything else 0.0} for kind, count in found.items()}
 
 
 Endings = dict[str, list[tuple[float, float]]]

@@ -24,7 +24,18 @@ from rich.table import Table
 
 from amt.data.recordings import Recording, find_labelled_recordings, performed_pedal
 from amt.decode import DecoderConfig, Frames, decode
-from amt.diagnostics import Endings, Tally, add_endings, ending_metrics, endings, tally, with_performed_velocities
+from amt.diagnostics import (
+    Endings,
+    Tally,
+    add_endings,
+    add_false_alarms,
+    ending_metrics,
+    endings,
+    false_alarm_metrics,
+    false_alarms,
+    tally,
+    with_performed_velocities,
+)
 from amt.diagnostics import add as add_tally
 from amt.diagnostics import metrics as diagnostic_metrics
 from amt.diagnostics import timbres as diagnostic_timbres
@@ -109,6 +120,7 @@ class _Scored:
     roll: np.ndarray | None = None
     tallies: dict[str, Tally] = field(default_factory=dict)
     endings: dict[str, Endings] = field(default_factory=dict)
+    false_alarms: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def _reference(recording: Recording, duration_s: float) -> list[NoteEvent]:
@@ -147,6 +159,7 @@ def _score_recording(
         scored.tallies = {name: tally(reference, notes, timbre, velocities) for name, notes in estimates.items()}
         pedal = performed_pedal(recording.csv)
         scored.endings = {name: endings(reference, notes, pedal) for name, notes in estimates.items()}
+        scored.false_alarms = {name: false_alarms(reference, notes) for name, notes in estimates.items()}
     return scored
 
 
@@ -170,7 +183,8 @@ def evaluate(
     """Rate a model (one system per decoder) and/or folders of note csvs on the recordings in ``root``
     (only its ``split``, when given), all on one frame grid: the model's, else ``grid`` (default:
     the report's back-to-back windows). With ``diagnose``, also where each system loses notes
-    and where the notes it finds end (:mod:`amt.diagnostics`), under ``"diagnostics"`` and ``"endings"``.
+    where the notes it finds end and what its false alarms mistook (:mod:`amt.diagnostics`), under
+    ``"diagnostics"``, ``"endings"`` and ``"false_alarms"``.
 
     A recording that cannot be scored (unreadable audio or labels, implausible times) is left out of
     every system and named under ``"failed"``; the others are still scored. Returns
@@ -200,6 +214,7 @@ def evaluate(
     known_timbres = diagnostic_timbres([r.csv for r in recordings]) if diagnose else {}
     tallies: dict[str, Tally] = {name: {} for name in names}
     ended: dict[str, Endings] = {name: {} for name in names}
+    alarms: dict[str, dict[str, int]] = {name: {} for name in names}
     for recording in recordings:
         timbre = known_timbres.get(recording.id, "unknown") if diagnose else None
         try:
@@ -212,6 +227,7 @@ def evaluate(
             if diagnose:
                 add_tally(tallies[name], scored.tallies[name])
                 add_endings(ended[name], scored.endings[name])
+                add_false_alarms(alarms[name], scored.false_alarms[name])
         if run is not None:
             ap[recording.id] = micro_average_precision(scored.probabilities, scored.roll)
             probabilities.append(scored.probabilities)
@@ -238,6 +254,7 @@ def evaluate(
     if diagnose:
         results["diagnostics"] = {name: diagnostic_metrics(tallies[name]) for name in names}
         results["endings"] = {name: ending_metrics(ended[name]) for name in names}
+        results["false_alarms"] = {name: false_alarm_metrics(alarms[name]) for name in names}
     return results
 
 
@@ -435,6 +452,20 @@ def endings_table(title: str, table: dict) -> Table:
                 f"{cell['median_error_ms']:+.0f} ms",
                 end_section=i == len(bins) - 1,
             )
+    return out
+
+
+def false_alarms_table(title: str, table: dict) -> Table:
+    """Every system's false alarms (:func:`amt.diagnostics.false_alarm_metrics`): a row per system."""
+    kinds = list(next(iter(table.values()), {}))
+    out = Table(title=f"{title}: predicted notes that match none, by the reference notes struck within 50 ms")
+    out.add_column("system")
+    out.add_column("false alarms", justify="right")
+    for kind in kinds:
+        out.add_column(kind, justify="right")
+    for system, cells in table.items():
+        everything = sum(cell["notes"] for cell in cells.values())
+        out.add_row(system, str(everything), *(f"{cells[kind]['share']:.3f}" for kind in kinds))
     return out
 
 

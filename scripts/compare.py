@@ -9,7 +9,8 @@ warm-up): basic-pitch (``make basic-pitch``), transkun and harmonica-amt (``make
 harmonica``). One scorer rates them all (``amt.evaluate``, predictions mode): frame F1 on the context
 models' 23 ms grid, note F1 onset-only (50 ms), with offsets (ratio 0.2) and with velocity, re-attacks
 per reference note, and the real-time factor (audio seconds per wall-clock second) on this machine;
-``--diagnostics`` adds where each system loses notes, and where the notes it finds end.
+``--diagnostics`` adds where each system loses notes, where the notes it finds end, and what its false
+alarms mistook.
 
 A corpus whose corpus.json says which recordings are solo piano is scored in two blocks, piano and
 ensemble. Peers' outputs are cached under ``OUT/systems`` with each recording's audio checksum, so a
@@ -145,7 +146,9 @@ def main(argv: list[str] | None = None) -> None:
         help=f"published transcribers to run, comma-separated (default: {','.join(PEERS)}; '' for none)",
     )
     parser.add_argument(
-        "--diagnostics", action="store_true", help="where each system loses notes and where found notes end, per set"
+        "--diagnostics",
+        action="store_true",
+        help="where each system loses notes, where found notes end, what false alarms mistook, per set",
     )
     parser.add_argument("--engine", choices=("auto", "torch", "onnx"), default="auto", help="what runs amt's models")
     parser.add_argument("--out", type=Path, required=True)
@@ -190,12 +193,13 @@ def main(argv: list[str] | None = None) -> None:
         if args.diagnostics:
             from rich.console import Console
 
-            from amt.evaluate import diagnostics_table, endings_table
+            from amt.evaluate import diagnostics_table, endings_table, false_alarms_table
 
             console = Console(width=160)
             for system, table in results[set_name]["diagnostics"].items():
                 console.print(diagnostics_table(f"{set_name}, {system}", table))
             console.print(endings_table(set_name, results[set_name]["endings"]))
+            console.print(false_alarms_table(set_name, results[set_name]["false_alarms"]))
     counts = ", ".join(f"{name} {len(chosen)}" for name, chosen in sets.items())
     title = args.title or f"{args.recordings} ({args.split}: {counts} recordings)"
     report = {"title": title, "blocks": blocks, "results": results}

@@ -7,9 +7,13 @@ from amt.cli import main
 from amt.data.recordings import performed_pedal
 from amt.diagnostics import (
     ALL_NOTES,
+    FALSE_ALARM_KINDS,
     PEDAL_BINS,
+    add_false_alarms,
     ending_metrics,
     endings,
+    false_alarm_metrics,
+    false_alarms,
     metrics,
     sounding_count,
     tally,
@@ -78,6 +82,28 @@ def test_endings_measure_offsets_of_onset_matched_notes_against_mir_evals_tolera
     assert by_pedal[PEDAL_BINS[0]]["on_time"] == 0.0 and by_pedal[ALL_NOTES] == table[ALL_NOTES]
 
 
+def test_false_alarms_are_told_apart_by_the_reference_notes_struck_near_them():
+    reference = [note(0.0, 48), note(0.0, 52), note(1.0, 60), note(2.0, 40), note(3.0, 70)]
+    estimate = [
+        note(0.01, 48),  # matched
+        note(0.02, 60),  # an octave above C3 (E3 struck too: the octave wins)
+        note(0.0, 53),  # a semitone above E3
+        note(1.0, 60),  # matched
+        note(1.03, 60),  # the same key again: its reference is taken
+        note(2.04, 64),  # two octaves above E2
+        note(3.0, 75),  # a fourth above: another key
+        note(3.2, 70),  # 0.2 s after the strike: no onset near
+    ]
+    found = false_alarms(reference, estimate)
+    assert list(found) == list(FALSE_ALARM_KINDS)
+    assert found == {"same key": 1, "octave": 2, "semitone": 1, "other key": 1, "no onset near": 1}
+    assert false_alarms(reference, reference) == dict.fromkeys(FALSE_ALARM_KINDS, 0)
+    total = add_false_alarms(add_false_alarms({}, found), found)
+    table = false_alarm_metrics(total)
+    assert table["octave"] == {"notes": 4, "share": pytest.approx(4 / 12)}
+    assert sum(cell["share"] for cell in table.values()) == pytest.approx(1.0)
+
+
 def test_pedal_intervals_come_from_the_performance_midi(tmp_path):
     (tmp_path / "test_labels").mkdir()
     (tmp_path / "test_midi").mkdir()
@@ -98,12 +124,13 @@ def test_amt_evaluate_prints_the_diagnostics(checkpoint, data_dir, tmp_path, cap
     assert main(["evaluate", recordings, "--ckpt", str(checkpoint), "--diagnostics", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "onset-only note F1 by attribute" in printed and "polyphony" in printed and "timbre" in printed
-    assert "where the notes with a matched onset end" in printed
+    assert "where the notes with a matched onset end" in printed and "by the reference notes struck" in printed
     import json
 
     results = json.loads(out.read_text())
     assert set(results["diagnostics"]["hysteresis"]) == {"octave", "polyphony", "duration", "velocity", "timbre"}
     assert set(results["endings"]["hysteresis"]) <= {*PEDAL_BINS, ALL_NOTES}
+    assert list(results["false_alarms"]["hysteresis"]) == list(FALSE_ALARM_KINDS)
 
 
 def test_a_flat_view_of_linked_recordings_still_finds_velocities_and_timbres(checkpoint, data_dir, tmp_path):
