@@ -182,7 +182,7 @@ def evaluate(
 ) -> dict:
     """Rate a model (one system per decoder) and/or folders of note csvs on the recordings in ``root``
     (only its ``split``, when given), all on one frame grid: the model's, else ``grid`` (default:
-    the report's back-to-back windows). With ``diagnose``, also where each system loses notes
+    the report's back-to-back windows). With ``diagnose``, also where each system loses notes,
     where the notes it finds end and what its false alarms mistook (:mod:`amt.diagnostics`), under
     ``"diagnostics"``, ``"endings"`` and ``"false_alarms"``.
 
