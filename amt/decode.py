@@ -38,8 +38,10 @@ class DecoderConfig:
     ``start_without_onset`` is set. With ``frame_rise``, the onset probability is first raised by that
     much times the frame probability's rise (:func:`frame_rise`), so a weak onset where the frame
     clearly starts still counts (basic-pitch's inferred onsets do the same from frame differences).
-    From a model with an offset head, with ``end_at_offsets``, a note also ends at the first peak of
-    the offset probability above ``offset_threshold`` after its start.
+    With ``octave_ratio``, an onset peak weaker than that fraction of an onset peak an octave above or
+    below it, within a frame, is dropped (:func:`octave_echoes`). From a model with an offset head,
+    with ``end_at_offsets``, a note also ends at the first peak of the offset probability above
+    ``offset_threshold`` after its start.
     The defaults suit the report's window models at the 4,096 hop and
     the context model at its own; ``amt tune --save`` stores a model's own best settings in its
     checkpoint, where they replace these (the README gives the measurements behind them).
@@ -53,6 +55,11 @@ class DecoderConfig:
     onset_threshold: float = _setting(0.3, "onsets: onset peak threshold", kind="probability")
     frame_rise: float = _setting(
         0.0, "onsets: add this times the frame probability's rise to the onset probability", kind="weight"
+    )
+    octave_ratio: float = _setting(
+        0.0,
+        "onsets: drop an onset peak weaker than this times one an octave away within a frame (0: keep all)",
+        kind="probability",
     )
     start_without_onset: bool = _setting(True, "onsets: a clear frame may start a note without an onset peak")
     offset_threshold: float = _setting(0.5, "onsets: offset peak threshold", kind="probability")
@@ -192,6 +199,25 @@ def _peaks(onsets: np.ndarray, threshold: float) -> np.ndarray:
     return (onsets > threshold) & (onsets > before) & (onsets >= after)
 
 
+OCTAVE = 12
+"""Semitones from a key to its second partial (a piano's strongest false alarms, amt.diagnostics)."""
+
+
+def octave_echoes(peaks: np.ndarray, strength: np.ndarray, ratio: float) -> np.ndarray:
+    """The onset ``peaks`` (``[T, notes]`` bool, keys a semitone apart) whose ``strength`` is below
+    ``ratio`` times that of a peak an octave above or below, in the same frame or the next or the one
+    before: the second partial of a struck key heard as a key of its own, or the key below a struck
+    one heard from its partials. A real octave, both keys struck, has peaks of like strength and keeps both."""
+    height = np.where(peaks, strength, 0.0)
+    near = height.copy()
+    near[1:] = np.maximum(near[1:], height[:-1])
+    near[:-1] = np.maximum(near[:-1], height[1:])
+    rival = np.zeros_like(height)
+    rival[:, OCTAVE:] = near[:, :-OCTAVE]
+    rival[:, :-OCTAVE] = np.maximum(rival[:, :-OCTAVE], near[:, OCTAVE:])
+    return peaks & (strength < ratio * rival)
+
+
 def frame_rise(probabilities: np.ndarray) -> np.ndarray:
     """How much each frame's probability rises from the frame before it to two frames after it (0 where
     it falls), ``[T, notes]``: where a note starts, its frame probability climbs over about three frames
@@ -254,7 +280,8 @@ def decode_onsets(frames: Frames, config: DecoderConfig) -> list[NoteEvent]:
     A second onset peak inside a sounding note starts a new note (a repeated note). Frames that rise
     above ``config.on`` without an onset start a note only with ``config.start_without_onset``. With
     ``config.frame_rise``, peaks are picked from the onset probability plus that much of the frame
-    probability's rise.
+    probability's rise; with ``config.octave_ratio``, peaks an octave from a much stronger one are
+    dropped.
     """
     if frames.onsets is None:
         raise AmtError(NO_ONSETS)
@@ -265,7 +292,10 @@ def decode_onsets(frames: Frames, config: DecoderConfig) -> list[NoteEvent]:
     offsets = None
     if config.end_at_offsets and frames.offsets is not None:
         offsets = _peaks(frames.offsets, config.offset_threshold)
-    return _decode(frames, segmenter, _peaks(onsets, config.onset_threshold), offsets)
+    peaks = _peaks(onsets, config.onset_threshold)
+    if config.octave_ratio:
+        peaks &= ~octave_echoes(peaks, onsets, config.octave_ratio)
+    return _decode(frames, segmenter, peaks, offsets)
 
 
 DECODERS: dict[str, Callable[[Frames, DecoderConfig], list[NoteEvent]]] = {
@@ -296,6 +326,7 @@ READS = {
     "onsets": (
         "onset_threshold",
         "frame_rise",
+        "octave_ratio",
         "off",
         "start_without_onset",
         "on",

@@ -266,7 +266,7 @@ THRESHOLD_GRID = tuple(round(0.1 * k, 2) for k in range(1, 10))
 TUNED = {
     "naive": ("threshold",),
     "hysteresis": ("on", "off"),
-    "onsets": ("onset_threshold", "frame_rise", "off", "min_note_s"),
+    "onsets": ("onset_threshold", "frame_rise", "octave_ratio", "off", "min_note_s"),
 }
 """The settings :func:`tune_thresholds` searches, per decoder (and, for a model with an offset head,
 ``offset_threshold`` and ``end_at_offsets`` after them)."""
@@ -275,6 +275,8 @@ MIN_NOTE_GRID = (0.0, 0.05, 0.1)
 last under 0.1 s, the default made for one-frame blips at the 93 ms hop."""
 FRAME_RISE_GRID = (0.0, 0.5, 1.0, 1.5, 2.0)
 """Weights of the frame probability's rise added to the onset probability, tried for the onsets decoder."""
+OCTAVE_RATIO_GRID = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9)
+"""Octave ratios (:func:`amt.decode.octave_echoes`) tried for the onsets decoder."""
 
 
 def _trial_configs(decoder: str, config: DecoderConfig, thresholds: Sequence[float]) -> list[DecoderConfig]:
@@ -303,7 +305,9 @@ def tune_thresholds(
     onsets: ``onset_threshold``, ``off`` and ``min_note_s``) over the frames of one or more recordings
     for the best pooled onset-only note F1. For the onsets decoder, a second stage keeps the best ``off``
     and ``min_note_s`` and tries each ``frame_rise`` of :data:`FRAME_RISE_GRID` with each onset
-    threshold (a weight raises the onset probability, so it needs its own threshold). For a model with
+    threshold (a weight raises the onset probability, so it needs its own threshold); a third keeps those
+    and tries each ``octave_ratio`` of :data:`OCTAVE_RATIO_GRID` with each onset threshold (dropping
+    octave echoes frees a lower threshold). For a model with
     an offset head, a last stage then keeps those settings and tries each offset threshold, and ending
     notes without offsets, for the best note F1 with offsets: where notes end is what the offset head
     decides.
@@ -329,6 +333,14 @@ def tune_thresholds(
             if (weight, t) != (best.frame_rise, best.onset_threshold)
         ]
         trials = sorted(trials + list(map(trial, rises)), key=_note_f1)
+        best = trials[0][0]
+        octaves = [
+            replace(best, octave_ratio=ratio, onset_threshold=t)
+            for ratio in OCTAVE_RATIO_GRID
+            for t in thresholds
+            if (ratio, t) != (best.octave_ratio, best.onset_threshold)
+        ]
+        trials = sorted(trials + list(map(trial, octaves)), key=_note_f1)
     if decoder == "onsets" and any(recording.offsets is not None for recording in frames):
         best = trials[0][0]
         endings = [replace(best, end_at_offsets=True, offset_threshold=t) for t in thresholds]

@@ -58,8 +58,8 @@ def test_a_folder_without_audio_is_one_line(tmp_path, capsys):
         ("naive", "--threshold 0.5"),
         (
             "onsets",
-            "--onset-threshold 0.4 --frame-rise 0 --off 0.3 --no-start-without-onset --on 0.5 --max-gap-s 0.1 "
-            "--min-note-s 0.1 --offset-threshold 0.5 --end-at-offsets",
+            "--onset-threshold 0.4 --frame-rise 0 --octave-ratio 0 --off 0.3 --no-start-without-onset --on 0.5 "
+            "--max-gap-s 0.1 --min-note-s 0.1 --offset-threshold 0.5 --end-at-offsets",
         ),
     ],
 )

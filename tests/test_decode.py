@@ -6,7 +6,7 @@ import numpy as np
 import pretty_midi
 import pytest
 
-from amt.decode import DecoderConfig, Frames, decode, frame_rise
+from amt.decode import DecoderConfig, Frames, decode, frame_rise, octave_echoes
 from amt.errors import AmtError
 from amt.grid import WINDOW_GRID
 from amt.labels import PIANO_KEYS, REPORT_NOTES, LabelSpace
@@ -98,6 +98,19 @@ def test_frame_rise_lifts_a_weak_onset_where_a_note_starts_not_inside_a_held_one
     assert [(e.pitch, frame_span(e)) for e in lifted] == [(64, (0, 8)), (60, (1, 7))]
     assert frame_rise(probabilities(1, C4=[0.5]))[0, C4] == 0.5  # one frame: it rises from silence
     assert frame_rise(probabilities(0)).shape == (0, REPORT_NOTES.notes)
+
+
+def test_an_onset_an_octave_from_a_much_stronger_one_is_dropped_a_struck_octave_kept():
+    probs = probabilities(6, C3=[0.9] * 6, C4=[0.9] * 6, E4=[0.9] * 6, E5=[0.9] * 6, G4=[0.9] * 6)
+    onsets = probabilities(6, C3=[0.95], C4=[0.5], E4=[0, 0.9], E5=[0.8], G4=[0.3])
+    peaks = onsets > 0.2
+    echoes = octave_echoes(peaks, onsets, 0.7)
+    assert {REPORT_NOTES.midi(k) for k in np.flatnonzero(echoes.any(axis=0))} == {60}  # C4 under C3; E4/E5 alike
+    config = DecoderConfig(onset_threshold=0.2, min_note_s=0.0, start_without_onset=False)
+    assert {e.pitch for e in decode("onsets", on_grid(probs, onsets), config)} == {48, 60, 64, 67, 76}
+    kept = decode("onsets", on_grid(probs, onsets), replace(config, octave_ratio=0.7))
+    assert {e.pitch for e in kept} == {48, 64, 67, 76}  # G4 is weak too, but no octave away from a peak
+    assert not octave_echoes(peaks, onsets, 0.0).any()
 
 
 def test_decoder_input_and_config_errors():

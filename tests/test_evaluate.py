@@ -14,7 +14,7 @@ from amt.cli import main
 from amt.data.recordings import find_labelled_recordings
 from amt.decode import DecoderConfig, Frames, decode
 from amt.errors import AmtError
-from amt.evaluate import FRAME_RISE_GRID, MIN_NOTE_GRID, POOLED, evaluate, tune_thresholds
+from amt.evaluate import FRAME_RISE_GRID, MIN_NOTE_GRID, OCTAVE_RATIO_GRID, POOLED, evaluate, tune_thresholds
 from amt.grid import CONTEXT_GRID, WINDOW_GRID
 from amt.labels import REPORT_NOTES, read_musicnet_csv
 from amt.metrics import score
@@ -62,6 +62,10 @@ def test_tuning_finds_thresholds_that_pass_the_dropouts():
         tune_thresholds([frames], [reference], "bogus")
 
 
+STAGES = 2 * 2 * len(MIN_NOTE_GRID) + len(FRAME_RISE_GRID) * 2 - 1 + len(OCTAVE_RATIO_GRID) * 2 - 1
+"""Trials of tuning the onsets decoder over two thresholds, before the endings' stage."""
+
+
 def test_tuning_the_onsets_decoder_finds_an_onset_threshold_below_weak_onset_peaks():
     frames, reference = held_notes_with_dropouts()
     onsets = np.zeros_like(frames.probabilities)
@@ -72,8 +76,9 @@ def test_tuning_the_onsets_decoder_finds_an_onset_threshold_below_weak_onset_pea
     trials = tune_thresholds([with_onsets], [reference], "onsets", config, (0.2, 0.5))
     best, metrics = trials[0]
     assert best.onset_threshold == 0.2 and metrics["note_f1"] > trials[-1][1]["note_f1"]
-    assert len(trials) == 2 * 2 * len(MIN_NOTE_GRID) + len(FRAME_RISE_GRID) * 2 - 1  # then each weight, each threshold
+    assert len(trials) == STAGES  # thresholds, then each weight with each threshold, then each octave ratio
     assert {config.frame_rise for config, _ in trials} == set(FRAME_RISE_GRID)
+    assert {config.octave_ratio for config, _ in trials} == set(OCTAVE_RATIO_GRID)
 
 
 def test_tuning_a_model_with_an_offset_head_then_chooses_where_notes_end():
@@ -88,7 +93,7 @@ def test_tuning_a_model_with_an_offset_head_then_chooses_where_notes_end():
     trials = tune_thresholds([with_offsets], [truth], "onsets", DecoderConfig(max_gap_s=0.1), (0.2, 0.5))
     best, metrics = trials[0]
     assert best.end_at_offsets and best.offset_threshold == 0.2 and metrics["note_offset_f1"] == 1.0
-    assert len(trials) == 2 * 2 * len(MIN_NOTE_GRID) + len(FRAME_RISE_GRID) * 2 - 1 + 3  # endings: 2 thresholds, none
+    assert len(trials) == STAGES + 3  # endings: 2 thresholds, none
     never = next(m for c, m in trials if not c.end_at_offsets)
     assert never["note_offset_f1"] < 1.0 and never["note_f1"] == 1.0
 
