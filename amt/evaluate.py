@@ -307,10 +307,10 @@ def tune_thresholds(
     and ``min_note_s`` and tries each ``frame_rise`` of :data:`FRAME_RISE_GRID` with each onset
     threshold (a weight raises the onset probability, so it needs its own threshold); a third keeps those
     and tries each ``octave_ratio`` of :data:`OCTAVE_RATIO_GRID` with each onset threshold (dropping
-    octave echoes frees a lower threshold). For a model with
-    an offset head, a last stage then keeps those settings and tries each offset threshold, and ending
-    notes without offsets, for the best note F1 with offsets: where notes end is what the offset head
-    decides.
+    octave echoes frees a lower threshold). For a model with an offset head, a last stage then keeps
+    the onset settings and tries each offset threshold, and ending notes without offsets, each with
+    each ``off``, for the best note F1 with offsets: where notes end is what the offset head and
+    ``off`` decide (note F1 barely tells ``off`` values apart).
 
     Returns every trial as ``(config, pooled metrics)``, best first.
     """
@@ -343,8 +343,10 @@ def tune_thresholds(
         trials = sorted(trials + list(map(trial, octaves)), key=_note_f1)
     if decoder == "onsets" and any(recording.offsets is not None for recording in frames):
         best = trials[0][0]
-        endings = [replace(best, end_at_offsets=True, offset_threshold=t) for t in thresholds]
-        ending_trials = sorted(map(trial, [*endings, replace(best, end_at_offsets=False)]), key=_offset_f1)
+        holds = [replace(best, off=off, on=max(best.on, off)) for off in thresholds]
+        endings = [replace(held, end_at_offsets=True, offset_threshold=t) for held in holds for t in thresholds]
+        endings += [replace(held, end_at_offsets=False) for held in holds]
+        ending_trials = sorted(map(trial, endings), key=_offset_f1)
         trials = ending_trials + trials
     return trials
 

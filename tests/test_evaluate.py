@@ -93,7 +93,7 @@ def test_tuning_a_model_with_an_offset_head_then_chooses_where_notes_end():
     trials = tune_thresholds([with_offsets], [truth], "onsets", DecoderConfig(max_gap_s=0.1), (0.2, 0.5))
     best, metrics = trials[0]
     assert best.end_at_offsets and best.offset_threshold == 0.2 and metrics["note_offset_f1"] == 1.0
-    assert len(trials) == STAGES + 3  # endings: 2 thresholds, none
+    assert len(trials) == STAGES + 2 * 3  # endings: 2 offset thresholds and none, each with 2 offs
     never = next(m for c, m in trials if not c.end_at_offsets)
     assert never["note_offset_f1"] < 1.0 and never["note_f1"] == 1.0
 
