@@ -275,6 +275,8 @@ MIN_NOTE_GRID = (0.0, 0.05, 0.1)
 last under 0.1 s, the default made for one-frame blips at the 93 ms hop."""
 FRAME_RISE_GRID = (0.0, 0.5, 1.0, 1.5, 2.0)
 """Weights of the frame probability's rise added to the onset probability, tried for the onsets decoder."""
+ENDING_NOTE_F1_SLACK = 0.002
+"""The note F1 the endings stage of :func:`tune_thresholds` may give up for note F1 with offsets."""
 OCTAVE_RATIO_GRID = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9)
 """Octave ratios (:func:`amt.decode.octave_echoes`) tried for the onsets decoder."""
 
@@ -309,8 +311,8 @@ def tune_thresholds(
     and tries each ``octave_ratio`` of :data:`OCTAVE_RATIO_GRID` with each onset threshold (dropping
     octave echoes frees a lower threshold). For a model with an offset head, a last stage then keeps
     the onset settings and tries each offset threshold, and ending notes without offsets, each with
-    each ``off``, for the best note F1 with offsets: where notes end is what the offset head and
-    ``off`` decide (note F1 barely tells ``off`` values apart).
+    each ``off``, for the best note F1 with offsets among those within :data:`ENDING_NOTE_F1_SLACK` of
+    the best note F1: where notes end is what the offset head and ``off`` decide, and onsets come first.
 
     Returns every trial as ``(config, pooled metrics)``, best first.
     """
@@ -346,7 +348,8 @@ def tune_thresholds(
         holds = [replace(best, off=off, on=max(best.on, off)) for off in thresholds]
         endings = [replace(held, end_at_offsets=True, offset_threshold=t) for held in holds for t in thresholds]
         endings += [replace(held, end_at_offsets=False) for held in holds]
-        ending_trials = sorted(map(trial, endings), key=_offset_f1)
+        floor = trials[0][1]["note_f1"] - ENDING_NOTE_F1_SLACK
+        ending_trials = sorted(map(trial, endings), key=lambda t: (t[1]["note_f1"] < floor, _offset_f1(t)))
         trials = ending_trials + trials
     return trials
 
