@@ -76,13 +76,6 @@ def grow(large: ContextTranscriber, small: ContextTranscriber, source: str | os.
 
 
 def _check_same_kind(large: ContextTranscriber, small: ContextTranscriber, source: str | os.PathLike) -> None:
-    if not set(small.stack.shifts) <= set(large.stack.shifts):
-        raise AmtError(
-            f"{source}: harmonic stacking {small.stack.shifts} (band shifts) is not a part of {large.stack.shifts};"
-            " growing adds harmonics, it does not drop them"
-        )
-    if large.bands.bands_above < small.bands.bands_above:
-        raise AmtError(f"{source}: more bands above the keys ({small.bands.bands_above}) than the model to grow into")
     for what, mine, theirs in (
         ("frame grid", large.grid, small.grid),
         ("key bands", replace(large.bands, bands_above=0), replace(small.bands, bands_above=0)),
@@ -95,6 +88,8 @@ def _check_same_kind(large: ContextTranscriber, small: ContextTranscriber, sourc
             raise AmtError(f"{source}: another {what} ({theirs} against {mine}); growing changes only a model's size")
     target, weights = large.state_dict(), small.state_dict()
     for name, old in weights.items():
+        if name not in target:
+            raise AmtError(f"{source}: {name} has no place in the model to grow into (fewer temporal levels?)")
         new = target[name]
         if any(o > n for o, n in zip(old.shape, new.shape, strict=True)):
             raise AmtError(
@@ -102,6 +97,13 @@ def _check_same_kind(large: ContextTranscriber, small: ContextTranscriber, sourc
             )
         if name.startswith("temporal.weight_hh") and old.shape != new.shape:
             raise AmtError(f"{source}: a GRU's hidden size cannot grow (its gates are stacked in one tensor)")
+    if not set(small.stack.shifts) <= set(large.stack.shifts):
+        raise AmtError(
+            f"{source}: harmonic stacking {small.stack.shifts} (band shifts) is not a part of {large.stack.shifts};"
+            " growing adds harmonics, it does not drop them"
+        )
+    if large.bands.bands_above < small.bands.bands_above:
+        raise AmtError(f"{source}: more bands above the keys ({small.bands.bands_above}) than the model to grow into")
 
 
 def _width(model: ContextTranscriber) -> int:

@@ -108,18 +108,19 @@ def test_harmonic_stacking_grows_in_and_starts_where_the_trained_model_is(small)
 )
 def test_growing_into_another_front_end_is_refused(front_end, message):
     with pytest.raises(AmtError, match=message):
-        grow_from(ContextTranscriber(**WIDE, **front_end), FIRST_GENERATION)
+        grow_from(ContextTranscriber(**WIDE, levels=6, **front_end), FIRST_GENERATION)
 
 
 @pytest.mark.parametrize(
     ("sizes", "message"),
     [
         ({**WIDE, "channels": 16}, "larger than"),
+        ({**WIDE, "levels": 5}, "fewer temporal levels"),
         ({**WIDE, "notes": 88}, "another label space"),
         ({**WIDE, "offsets": True}, "another offset head"),
         ({**WIDE, "temporal": "gru"}, "another temporal model"),
     ],
-    ids=["smaller", "88 notes", "an offset head", "gru"],
+    ids=["smaller", "fewer levels", "88 notes", "an offset head", "gru"],
 )
 def test_growing_into_a_model_of_another_kind_is_refused(sizes, message):
     with pytest.raises(AmtError, match=message):
