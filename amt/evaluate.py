@@ -327,22 +327,15 @@ def tune_thresholds(
 
     trials = sorted(map(trial, _trial_configs(decoder, config or DecoderConfig(), thresholds)), key=_note_f1)
     if decoder == "onsets":
-        best = trials[0][0]
-        rises = [
-            replace(best, frame_rise=weight, onset_threshold=t)
-            for weight in FRAME_RISE_GRID
-            for t in thresholds
-            if (weight, t) != (best.frame_rise, best.onset_threshold)
-        ]
-        trials = sorted(trials + list(map(trial, rises)), key=_note_f1)
-        best = trials[0][0]
-        octaves = [
-            replace(best, octave_ratio=ratio, onset_threshold=t)
-            for ratio in OCTAVE_RATIO_GRID
-            for t in thresholds
-            if (ratio, t) != (best.octave_ratio, best.onset_threshold)
-        ]
-        trials = sorted(trials + list(map(trial, octaves)), key=_note_f1)
+        for setting, grid in (("frame_rise", FRAME_RISE_GRID), ("octave_ratio", OCTAVE_RATIO_GRID)):
+            best = trials[0][0]
+            stage = [
+                replace(best, **{setting: value}, onset_threshold=t)
+                for value in grid
+                for t in thresholds
+                if (value, t) != (getattr(best, setting), best.onset_threshold)
+            ]
+            trials = sorted(trials + list(map(trial, stage)), key=_note_f1)
     if decoder == "onsets" and any(recording.offsets is not None for recording in frames):
         best = trials[0][0]
         holds = [replace(best, off=off, on=max(best.on, off)) for off in thresholds]
