@@ -200,7 +200,7 @@ def _peaks(onsets: np.ndarray, threshold: float) -> np.ndarray:
 
 
 OCTAVE = 12
-"""Semitones from a key to its second partial (a piano's strongest false alarms, amt.diagnostics)."""
+"""Semitones from a key to its second partial."""
 
 
 def octave_echoes(peaks: np.ndarray, strength: np.ndarray, ratio: float) -> np.ndarray:

@@ -140,8 +140,8 @@ def metrics(counts: Tally) -> dict[str, dict[str, dict[str, float | int | None]]
 
 
 FALSE_ALARM_KINDS = ("same key", "octave", "semitone", "other key", "no onset near")
-"""What an unmatched predicted note is, by the nearest in pitch of the reference notes struck within
-the onset tolerance of it (checked in this order): same key, ±12 or ±24 semitones, ±1, any other, none."""
+"""What an unmatched predicted note is, by the reference notes struck within the onset tolerance of it,
+checked in this order: one on the same key, ±12 or ±24 semitones away, ±1, any other, none."""
 
 
 def false_alarms(reference: Sequence[NoteEvent], estimate: Sequence[NoteEvent]) -> dict[str, int]:
