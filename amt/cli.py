@@ -55,7 +55,7 @@ def _add_data_synth(data: Commands) -> None:
         default="mini",
         help="a corpus recipe in conf/corpus/: tiny (tests), mini (mini-MusicNet size, the report's), varied "
         "(procedural piano and ensembles in many timbres and rooms), piano-uiowa (extra piano training "
-        "recordings, a recorded Steinway); default mini",
+        "recordings, a recorded Steinway), halls (varied's music in concert halls and churches); default mini",
     )
     synth.add_argument("--out", required=True, type=Path, help="corpus folder (recordings/ and windows/ inside)")
     synth.add_argument("--seed", type=int, default=0, help="draws pieces, performances and rooms (default 0)")

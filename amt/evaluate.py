@@ -275,10 +275,13 @@ MIN_NOTE_GRID = (0.0, 0.05, 0.1)
 last under 0.1 s, the default made for one-frame blips at the 93 ms hop."""
 FRAME_RISE_GRID = (0.0, 0.5, 1.0, 1.5, 2.0)
 """Weights of the frame probability's rise added to the onset probability, tried for the onsets decoder."""
-ENDING_NOTE_F1_SLACK = 0.002
-"""The note F1 the endings stage of :func:`tune_thresholds` may give up for note F1 with offsets."""
+ENDING_NOTE_F1_SLACK = 0.005
+"""The note F1 the endings stage of :func:`tune_thresholds` may give up for note F1 with offsets: about
+what tuning the same model again from other starting settings moves it by (README, "Concert halls")."""
 OCTAVE_RATIO_GRID = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9)
 """Octave ratios (:func:`amt.decode.octave_echoes`) tried for the onsets decoder."""
+Trial = tuple[DecoderConfig, dict[str, float]]
+"""A decoder setting tried by the tuner, with its pooled metrics."""
 
 
 def _trial_configs(decoder: str, config: DecoderConfig, thresholds: Sequence[float]) -> list[DecoderConfig]:
@@ -302,7 +305,7 @@ def tune_thresholds(
     decoder: str = "hysteresis",
     config: DecoderConfig | None = None,
     thresholds: Sequence[float] = THRESHOLD_GRID,
-) -> list[tuple[DecoderConfig, dict[str, float]]]:
+) -> list[Trial]:
     """Grid-search the decoder's thresholds (naive: ``threshold``; hysteresis: ``on`` and ``off <= on``;
     onsets: ``onset_threshold``, ``off`` and ``min_note_s``) over the frames of one or more recordings
     for the best pooled onset-only note F1. For the onsets decoder, a second stage keeps the best ``off``
@@ -341,17 +344,23 @@ def tune_thresholds(
         holds = [replace(best, off=off, on=max(best.on, off)) for off in thresholds]
         endings = [replace(held, end_at_offsets=True, offset_threshold=t) for held in holds for t in thresholds]
         endings += [replace(held, end_at_offsets=False) for held in holds]
-        floor = trials[0][1]["note_f1"] - ENDING_NOTE_F1_SLACK
-        ending_trials = sorted(map(trial, endings), key=lambda t: (t[1]["note_f1"] < floor, _offset_f1(t)))
-        trials = ending_trials + trials
+        trials = choose_ending(list(map(trial, endings)), trials) + trials
     return trials
 
 
-def _note_f1(trial: tuple[DecoderConfig, dict]) -> float:
+def choose_ending(endings: list[Trial], earlier: list[Trial]) -> list[Trial]:
+    """The endings stage's trials, the chosen first: by note F1 with offsets among those within
+    :data:`ENDING_NOTE_F1_SLACK` of the best note F1 of every trial, these and the ``earlier`` stages'
+    (a way of ending notes can also raise note F1: joined notes no longer count twice), then the rest."""
+    floor = max(metrics["note_f1"] for _, metrics in [*endings, *earlier]) - ENDING_NOTE_F1_SLACK
+    return sorted(endings, key=lambda t: (t[1]["note_f1"] < floor, _offset_f1(t)))
+
+
+def _note_f1(trial: Trial) -> float:
     return -trial[1]["note_f1"]
 
 
-def _offset_f1(trial: tuple[DecoderConfig, dict]) -> float:
+def _offset_f1(trial: Trial) -> float:
     return -trial[1]["note_offset_f1"]
 
 

@@ -69,6 +69,7 @@ class TranscriptionModule(L.LightningModule):
         train_ap_every: int = 4,
         model_config: dict | None = None,
         pos_weight: dict[str, float] | None = None,
+        lr_scale: dict[str, float] | None = None,
     ):
         super().__init__()
         if not isinstance(train_ap_every, int) or isinstance(train_ap_every, bool) or train_ap_every < 1:
@@ -81,6 +82,8 @@ class TranscriptionModule(L.LightningModule):
         for head, weight in pos_weight.items():
             if head == "velocity" or not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight <= 0:
                 raise AmtError(f"pos_weight[{head!r}] must be a positive number for a probability head, got {weight!r}")
+        self.lr_scale = dict(lr_scale or {})
+        parameter_groups(model, self.lr_scale)  # an unknown name or a bad scale fails here, not in fit
         self.save_hyperparameters(ignore=["model", "optimizer", "scheduler"])
         self.model = model
         self.make_optimizer, self.make_scheduler = optimizer, scheduler
@@ -161,7 +164,9 @@ class TranscriptionModule(L.LightningModule):
         self._log_epoch("test", self.test_ap, self.test_loss)
 
     def configure_optimizers(self) -> Optimizer | dict:
-        optimizer = self.make_optimizer(self.parameters())
+        optimizer = self.make_optimizer(parameter_groups(self.model, self.lr_scale))
+        for group in optimizer.param_groups:
+            group["lr"] *= group["lr_scale"]
         if self.make_scheduler is None:
             return optimizer
         scheduler = self.make_scheduler(optimizer)
@@ -169,3 +174,27 @@ class TranscriptionModule(L.LightningModule):
         if isinstance(scheduler, ReduceLROnPlateau):
             schedule["monitor"] = self.hparams.scheduler_monitor
         return {"optimizer": optimizer, "lr_scheduler": schedule}
+
+
+def parameter_groups(model: nn.Module, lr_scale: dict[str, float]) -> list[dict]:
+    """The model's parameters as optimiser groups, each with the ``lr_scale`` of the longest name in
+    ``lr_scale`` that is it or a module above it (``{"encoder.convs.0": 10.0}``: the first convolution's
+    weights), 1 for the rest; :meth:`TranscriptionModule.configure_optimizers` multiplies each group's
+    learning rate by it, and a schedule then scales every group alike.
+
+    Why: with Adam a weight moves by about the learning rate a step whatever its gradient's size, so
+    weights that start at zero beside trained ones (a layer's new inputs grown in by amt/grow.py) stay
+    small for thousands of steps at a fine-tuning rate; the layer's own rate is the lever."""
+    for name, scale in lr_scale.items():
+        if not isinstance(scale, (int, float)) or isinstance(scale, bool) or scale <= 0:
+            raise AmtError(f"lr_scale[{name!r}] must be a positive number, got {scale!r}")
+    groups: dict[str | None, list[Parameter]] = {}
+    for name, parameter in model.named_parameters():
+        owners = [key for key in lr_scale if name == key or name.startswith(key + ".")]
+        groups.setdefault(max(owners, key=len, default=None), []).append(parameter)
+    if unknown := sorted(set(lr_scale) - set(groups)):
+        raise AmtError(
+            f"lr_scale names no parameters: {unknown}; "
+            f"its modules include {sorted({name.rsplit('.', 1)[0] for name, _ in model.named_parameters()})[:12]}"
+        )
+    return [{"params": parameters, "lr_scale": float(lr_scale.get(key, 1.0))} for key, parameters in groups.items()]

@@ -73,11 +73,22 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, TranscriptionModule, 
         scheduler=scheduler,
         model_config=OmegaConf.to_container(cfg.model, resolve=True),
         pos_weight=OmegaConf.to_container(cfg.loss.pos_weight, resolve=True),
+        lr_scale=dotted(OmegaConf.to_container(cfg.lr_scale, resolve=True)) if cfg.get("lr_scale") else {},
     )
     loggers = [instantiate(node, **logger_options(node, cfg)) for node in (cfg.get("logger") or {}).values()]
     callbacks = [instantiate(node) for node in (cfg.get("callbacks") or {}).values()]
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     return datamodule, module, trainer
+
+
+def dotted(tree: dict, prefix: str = "") -> dict:
+    """A nested config mapping as one level of dotted names: ``+lr_scale.encoder.convs.0=10`` on the
+    command line nests ``{encoder: {convs: {"0": 10}}}``, which names the parameters under ``encoder.convs.0``."""
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        flat |= dotted(value, name + ".") if isinstance(value, dict) else {name: value}
+    return flat
 
 
 def logger_options(node: DictConfig, cfg: DictConfig) -> dict:

@@ -91,12 +91,13 @@ def study_jobs(cfg: DictConfig) -> list[list[str]]:
     params = OmegaConf.to_container(cfg.hydra.sweeper.params)
     values = {}
     for override in OverridesParser.create().parse_overrides([f"{key}={value}" for key, value in params.items()]):
+        key = override.get_key_element()  # with its "+" when the study adds a key
         if not override.is_sweep_override():
-            values[override.key_or_group] = [override.get_value_element_as_str()]
+            values[key] = [override.get_value_element_as_str()]
         elif isinstance(override.value(), IntervalSweep):
-            values[override.key_or_group] = [str(override.value().start)]
+            values[key] = [str(override.value().start)]
         else:
-            values[override.key_or_group] = list(override.sweep_string_iterator())
+            values[key] = list(override.sweep_string_iterator())
     assert values, "a study sweeps nothing"
     first = {key: options[0] for key, options in values.items()}
     jobs = [[f"{key}={value}" for key, value in first.items()]]

@@ -20,6 +20,7 @@ from amt.evaluate import (
     MIN_NOTE_GRID,
     OCTAVE_RATIO_GRID,
     POOLED,
+    choose_ending,
     evaluate,
     tune_thresholds,
 )
@@ -105,6 +106,18 @@ def test_tuning_a_model_with_an_offset_head_then_chooses_where_notes_end():
     never = next(m for c, m in trials if not c.end_at_offsets)
     assert never["note_offset_f1"] < 1.0 and never["note_f1"] == 1.0
     assert metrics["note_f1"] >= max(m["note_f1"] for _, m in trials) - ENDING_NOTE_F1_SLACK
+
+
+def test_the_endings_stage_keeps_within_its_slack_of_the_best_note_f1_of_every_stage():
+    def tried(note_f1: float, offset_f1: float, off: float) -> tuple[DecoderConfig, dict[str, float]]:
+        return DecoderConfig(off=off), {"note_f1": note_f1, "note_offset_f1": offset_f1}
+
+    onsets_stage = [tried(0.780, 0.50, 0.3)]
+    # An ending that joins notes raised note F1 above every onset setting's: the slack counts from it.
+    endings = [tried(0.779, 0.519, 0.3), tried(0.785, 0.506, 0.1), tried(0.784, 0.510, 0.2)]
+    chosen = choose_ending(endings, onsets_stage)
+    assert [config.off for config, _ in chosen] == [0.2, 0.1, 0.3]
+    assert chosen[0][1]["note_f1"] >= 0.785 - ENDING_NOTE_F1_SLACK
 
 
 # --- folders of real recordings ------------------------------------------------------------------

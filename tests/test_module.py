@@ -2,6 +2,7 @@
 
 import functools
 import logging
+import re
 import warnings
 
 import lightning as L
@@ -140,6 +141,42 @@ def test_optimizer_and_scheduler_factories_are_wired_for_lightning():
     config = TranscriptionModule(model, optimizer=ADAM, scheduler=staged).configure_optimizers()
     assert isinstance(config["lr_scheduler"]["scheduler"], StagedLR) and "monitor" not in config["lr_scheduler"]
     assert config["optimizer"].param_groups[0]["lr"] == 1e-2
+
+
+def two_layer_cnn() -> CNNMulti:
+    return CNNMulti(bins=BINS, layers=2, layers_per_skip=2, kernel_size=5)
+
+
+def test_lr_scale_moves_the_named_layer_that_many_times_as_far_and_the_schedule_keeps_the_ratio():
+    torch.manual_seed(0)
+    model = two_layer_cnn()
+    staged = functools.partial(StagedLR, lrs=[1e-2, 1e-3], epochs=[1, 1])
+    scale = {"blocks.0.convs.0": 10.0}
+    module = TranscriptionModule(model, optimizer=ADAM, scheduler=staged, lr_scale=scale)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    fit = trainer(max_epochs=1, limit_train_batches=1)
+    fit.fit(module, loader(*separable_data(64, seed=4)))
+    # Adam's first step moves every weight with a gradient by its group's rate, whatever the gradient's size.
+    moved = {name: (p.detach() - before[name]).abs().max().item() for name, p in model.named_parameters()}
+    assert moved["blocks.0.convs.0.weight"] == pytest.approx(10 * 1e-2, rel=1e-3)
+    assert moved["blocks.0.convs.1.weight"] == pytest.approx(1e-2, rel=1e-3)
+    assert moved["head.weight"] == pytest.approx(1e-2, rel=1e-3)
+    rates = sorted(group["lr"] for group in fit.optimizers[0].param_groups)
+    assert rates == pytest.approx([1e-3, 1e-2])  # the staged schedule's second stage, each group scaled alike
+
+
+@pytest.mark.parametrize(
+    ("lr_scale", "message"),
+    [
+        ({"encoder": 2.0}, "lr_scale names no parameters: ['encoder']; its modules include"),
+        ({"blocks.0.conv": 2.0}, "lr_scale names no parameters"),  # a name, not a prefix of one
+        ({"convs.0": 0}, "lr_scale['convs.0'] must be a positive number, got 0"),
+        ({"convs.0": True}, "must be a positive number"),
+    ],
+)
+def test_an_lr_scale_that_names_no_parameters_or_is_not_positive_is_refused(lr_scale, message):
+    with pytest.raises(AmtError, match=re.escape(message)):
+        TranscriptionModule(two_layer_cnn(), optimizer=ADAM, lr_scale=lr_scale)
 
 
 def test_a_staged_schedule_steps_once_per_epoch_through_the_trainer():

@@ -5,10 +5,12 @@ import math
 import os
 from types import SimpleNamespace
 
+import hydra
 import numpy as np
 import pretty_midi
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from amt.audio import SAMPLE_RATE, WINDOW_SIZE, save_audio
 from amt.data.augment import SpectrogramAugment
@@ -246,8 +248,15 @@ def test_each_data_parallel_process_draws_its_own_crops(corpus):
 
 
 def test_extra_corpora_are_built_and_join_training_only(corpus, tmp_path_factory):
-    extra = SynthCorpus(tmp_path_factory.mktemp("extra") / "tiny", preset="tiny", seed=1, progress=False)
-    data = SequenceDataModule(corpus, hop=HOP, crop_frames=64, extra_train=[extra])
+    root = tmp_path_factory.mktemp("extra") / "tiny"
+    # As the configs give them: a mapping by name, so an experiment adds to its parent's (Hydra merges mappings).
+    extra_train = {"tiny": {"_target_": "amt.data.synth.SynthCorpus", "root": str(root), "preset": "tiny", "seed": 1}}
+    data = hydra.utils.instantiate(
+        {"_target_": "amt.data.sequences.SequenceDataModule", "recordings": str(corpus), "hop": HOP, "crop_frames": 64},
+        extra_train=OmegaConf.create(extra_train),
+    )
+    (extra,) = data.extra_train
+    assert isinstance(extra, SynthCorpus) and extra.recordings_dir == root / "recordings"
     data.prepare_data()
     data.setup("fit")
     extra_train = find_recordings(extra.recordings_dir, "train")

@@ -156,7 +156,8 @@ def test_an_interrupted_build_leaves_no_corpus_json(tmp_path, monkeypatch):
 
 def test_unknown_preset_is_one_clear_error(tmp_path):
     with pytest.raises(
-        AmtError, match="unknown synth corpus preset 'huge'; presets: mini, piano-uiowa, tiny, tiny-varied, varied"
+        AmtError,
+        match="unknown synth corpus preset 'huge'; presets: halls, mini, piano-uiowa, tiny, tiny-varied, varied",
     ):
         SynthCorpus(tmp_path, "huge")
 
@@ -184,6 +185,17 @@ def test_a_recipe_extends_another_by_replacing_its_top_level_keys():
     assert extra.duration_s == varied.duration_s and extra.audio_format == varied.audio_format
     assert extra.recordings == (300, 0, 0) and extra.families == (("piano", 1.0),)
     assert extra.voices == {"train": (render.Voice("sampler", "uiowa"),)}
+
+
+def test_the_halls_recipe_is_varied_in_large_wet_rooms_with_a_validation_split_of_its_own():
+    halls, varied = load_preset("halls"), load_preset("varied")
+    assert halls.voices == varied.voices and halls.families == varied.families and halls.recordings == (300, 30, 0)
+    for split in ("train", "valid"):
+        rooms = halls.acoustics[split].rooms
+        assert (
+            rooms.probability == 1.0 and rooms.rt60_s[0] < varied.acoustics["train"].rooms.rt60_s[1] < rooms.rt60_s[1]
+        )
+        assert halls.acoustics[split].effects == ()
 
 
 def test_mini_plan_matches_mini_musicnet_and_splits_by_piece():

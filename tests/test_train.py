@@ -68,6 +68,8 @@ def test_resuming_from_the_last_checkpoint_ends_at_the_same_epoch_count_in_the_s
         (["model=context_tcn", "grow_from=amt/weights/default.ckpt"], "larger than"),
         (["init_from=amt/weights/default.ckpt", "grow_from=amt/weights/default.ckpt"], "init_from and grow_from both"),
         (["model=context_tcn", "data=sequences", "loss.pos_weight.onset=0"], "pos_weight['onset'] must be a positive"),
+        (["model=cnn_multi", "+lr_scale.encoder.convs.0=10"], "lr_scale names no parameters: ['encoder.convs.0']"),
+        (["model=cnn_multi", "+lr_scale.convs.0=-1"], "lr_scale['convs.0'] must be a positive number"),
     ],
 )
 def test_bad_config_fails_at_start_with_one_line(run_env, overrides, message):

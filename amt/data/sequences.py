@@ -27,7 +27,7 @@ numbers are deterministic.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -218,6 +218,8 @@ class SequenceDataModule(L.LightningDataModule):
     give one folder per corpus elsewhere when the recordings are read-only (MusicNet on a shared drive).
     ``extra_train`` names more corpora (:class:`~amt.data.synth.SynthCorpus`, built first) whose train
     splits join training, each cached inside its own recordings; validation and test stay ``recordings``'.
+    The configs give them as a mapping by name, so that an experiment adds one to those of the experiment
+    it extends (Hydra merges mappings and replaces lists); a sequence works too.
     """
 
     def __init__(
@@ -234,7 +236,7 @@ class SequenceDataModule(L.LightningDataModule):
         augment: SpectrogramAugment | None = None,
         num_workers: int = 0,
         cache_dir: str | Path | None = None,
-        extra_train: Sequence = (),
+        extra_train: Mapping | Sequence = (),
     ):
         super().__init__()
         if crop_frames < 1 or batch_size < 1:
@@ -245,7 +247,7 @@ class SequenceDataModule(L.LightningDataModule):
         self.augment, self.num_workers = augment, num_workers
         self.cache_dir = Path(cache_dir) if cache_dir else cache_folder(self.root, self.grid, bands)
         self.bins = bands.bands
-        self.extra_train = list(extra_train)
+        self.extra_train = list(extra_train.values() if isinstance(extra_train, Mapping) else extra_train)
         self.splits: dict[str, list[SequenceRecording]] = {}
 
     def _extra_recordings(self) -> list[tuple[Recording, Path]]:
