@@ -82,12 +82,12 @@ class TranscriptionModule(L.LightningModule):
         for head, weight in pos_weight.items():
             if head == "velocity" or not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight <= 0:
                 raise AmtError(f"pos_weight[{head!r}] must be a positive number for a probability head, got {weight!r}")
-        self.lr_scale = dict(lr_scale or {})
-        parameter_groups(model, self.lr_scale)  # an unknown name or a bad scale fails here, not in fit
+        lr_scale = dict(lr_scale or {})
+        parameter_groups(model, lr_scale)  # an unknown name or a bad scale fails here, not in fit
         self.save_hyperparameters(ignore=["model", "optimizer", "scheduler"])
         self.model = model
         self.make_optimizer, self.make_scheduler = optimizer, scheduler
-        self.pos_weight = pos_weight
+        self.pos_weight, self.lr_scale = pos_weight, lr_scale
         # One metric object per stage, so validation inside a training epoch never mixes with it.
         notes = model.labels.notes
         self.train_ap, self.val_ap, self.test_ap = ap_metric(notes), ap_metric(notes), ap_metric(notes)

@@ -197,7 +197,13 @@ def test_a_checkpoint_is_plain_data_and_resumes(tmp_path):
     path = tmp_path / "model.ckpt"
     fit.save_checkpoint(path)
     saved = torch.load(path, weights_only=True)["hyper_parameters"]
-    assert saved == {"scheduler_monitor": "val/ap", "train_ap_every": 4, "model_config": None, "pos_weight": {}}
+    assert saved == {
+        "scheduler_monitor": "val/ap",
+        "train_ap_every": 4,
+        "model_config": None,
+        "pos_weight": {},
+        "lr_scale": {},
+    }
     reloaded = TranscriptionModule.load_from_checkpoint(path, model=CNN1Layer(bins=BINS, kernel_size=5))
     spectra = torch.rand(3, BINS)
     torch.testing.assert_close(reloaded(spectra), module(spectra))
