@@ -278,6 +278,10 @@ FRAME_RISE_GRID = (0.0, 0.5, 1.0, 1.5, 2.0)
 ENDING_NOTE_F1_SLACK = 0.005
 """The note F1 the endings stage of :func:`tune_thresholds` may give up for note F1 with offsets: about
 what tuning the same model again from other starting settings moves it by (README, "Concert halls")."""
+ENDING_FRAME_F1_SLACK = 0.005
+"""The frame F1 the endings stage may give up for note F1 with offsets, counted from the best frame F1
+among the endings within the note F1 slack: a lower ``off`` holds notes longer, which can buy a little
+note F1 with offsets for a lot of frame F1 (README, "Concert halls")."""
 OCTAVE_RATIO_GRID = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9)
 """Octave ratios (:func:`amt.decode.octave_echoes`) tried for the onsets decoder."""
 Trial = tuple[DecoderConfig, dict[str, float]]
@@ -315,7 +319,8 @@ def tune_thresholds(
     octave echoes frees a lower threshold). For a model with an offset head, a last stage then keeps
     the onset settings and tries each offset threshold, and ending notes without offsets, each with
     each ``off``, for the best note F1 with offsets among those within :data:`ENDING_NOTE_F1_SLACK` of
-    the best note F1: where notes end is what the offset head and ``off`` decide, and onsets come first.
+    the best note F1 and :data:`ENDING_FRAME_F1_SLACK` of the best frame F1 among these: where notes
+    end is what the offset head and ``off`` decide, and onsets come first.
 
     Returns every trial as ``(config, pooled metrics)``, best first.
     """
@@ -351,9 +356,12 @@ def tune_thresholds(
 def choose_ending(endings: list[Trial], earlier: list[Trial]) -> list[Trial]:
     """The endings stage's trials, the chosen first: by note F1 with offsets among those within
     :data:`ENDING_NOTE_F1_SLACK` of the best note F1 of every trial, these and the ``earlier`` stages'
-    (a way of ending notes can also raise note F1: joined notes no longer count twice), then the rest."""
+    (a way of ending notes can also raise note F1: joined notes no longer count twice), and within
+    :data:`ENDING_FRAME_F1_SLACK` of the best frame F1 among those; then the rest."""
     floor = max(metrics["note_f1"] for _, metrics in [*endings, *earlier]) - ENDING_NOTE_F1_SLACK
-    return sorted(endings, key=lambda t: (t[1]["note_f1"] < floor, _offset_f1(t)))
+    kept = [metrics["frame_f1"] for _, metrics in endings if metrics["note_f1"] >= floor]
+    frame_floor = max(kept, default=0.0) - ENDING_FRAME_F1_SLACK
+    return sorted(endings, key=lambda t: (t[1]["note_f1"] < floor, t[1]["frame_f1"] < frame_floor, _offset_f1(t)))
 
 
 def _note_f1(trial: Trial) -> float:

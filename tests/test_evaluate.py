@@ -15,11 +15,13 @@ from amt.data.recordings import find_labelled_recordings
 from amt.decode import DecoderConfig, Frames, decode
 from amt.errors import AmtError
 from amt.evaluate import (
+    ENDING_FRAME_F1_SLACK,
     ENDING_NOTE_F1_SLACK,
     FRAME_RISE_GRID,
     MIN_NOTE_GRID,
     OCTAVE_RATIO_GRID,
     POOLED,
+    Trial,
     choose_ending,
     evaluate,
     tune_thresholds,
@@ -108,9 +110,11 @@ def test_tuning_a_model_with_an_offset_head_then_chooses_where_notes_end():
     assert metrics["note_f1"] >= max(m["note_f1"] for _, m in trials) - ENDING_NOTE_F1_SLACK
 
 
+def tried(note_f1: float, offset_f1: float, off: float, frame_f1: float = 0.8) -> Trial:
+    return DecoderConfig(off=off), {"note_f1": note_f1, "note_offset_f1": offset_f1, "frame_f1": frame_f1}
+
+
 def test_the_endings_stage_keeps_within_its_slack_of_the_best_note_f1_of_every_stage():
-    def tried(note_f1: float, offset_f1: float, off: float) -> tuple[DecoderConfig, dict[str, float]]:
-        return DecoderConfig(off=off), {"note_f1": note_f1, "note_offset_f1": offset_f1}
 
     onsets_stage = [tried(0.780, 0.50, 0.3)]
     # An ending that joins notes raised note F1 above every onset setting's: the slack counts from it.
@@ -118,6 +122,17 @@ def test_the_endings_stage_keeps_within_its_slack_of_the_best_note_f1_of_every_s
     chosen = choose_ending(endings, onsets_stage)
     assert [config.off for config, _ in chosen] == [0.2, 0.1, 0.3]
     assert chosen[0][1]["note_f1"] >= 0.785 - ENDING_NOTE_F1_SLACK
+
+
+def test_the_endings_stage_gives_up_little_frame_f1_for_offsets():
+    # Round 22's validation split: off 0.1 held notes longer, +0.008 note F1 with offsets for -0.025 frame F1.
+    endings = [tried(0.800, 0.532, 0.1, 0.763), tried(0.799, 0.524, 0.2, 0.788), tried(0.799, 0.501, 0.3, 0.789)]
+    chosen = choose_ending(endings, [tried(0.799, 0.50, 0.2, 0.788)])
+    assert [config.off for config, _ in chosen] == [0.2, 0.3, 0.1]
+    assert chosen[0][1]["frame_f1"] >= 0.789 - ENDING_FRAME_F1_SLACK
+    # An ending outside the note F1 slack does not set the frame F1 floor, however high its frame F1.
+    outside = tried(0.700, 0.60, 0.05, 0.95)
+    assert choose_ending([outside, *endings[:2]], [])[0][0].off == 0.2
 
 
 # --- folders of real recordings ------------------------------------------------------------------
