@@ -115,7 +115,6 @@ def tried(note_f1: float, offset_f1: float, off: float, frame_f1: float = 0.8) -
 
 
 def test_the_endings_stage_keeps_within_its_slack_of_the_best_note_f1_of_every_stage():
-
     onsets_stage = [tried(0.780, 0.50, 0.3)]
     # An ending that joins notes raised note F1 above every onset setting's: the slack counts from it.
     endings = [tried(0.779, 0.519, 0.3), tried(0.785, 0.506, 0.1), tried(0.784, 0.510, 0.2)]
